@@ -1,0 +1,1 @@
+"""Compiled kernels (Cython). Private: use the public API in :mod:`pipecore`."""

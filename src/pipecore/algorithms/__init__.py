@@ -1,0 +1,1 @@
+"""Upper-bound methods: algorithms that find partitions (DESIGN.md section 2)."""

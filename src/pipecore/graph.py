@@ -1,0 +1,415 @@
+"""The graph model: an immutable, validated DAG in CSR form.
+
+Every kernel reads the same arrays: ``succ_ptr/succ_idx`` (successors) and
+``pred_ptr/pred_idx`` (predecessors) as int32 CSR, ``work``, ``comm``, ``mem``
+as float64 per node, and ``group`` (int32, -1 for "no colocation group").
+Parallel edges are merged (communication is node-weighted, so they carry no
+extra cost). Construction is O(n + m log m) and fully vectorised.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Hashable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from . import errors
+
+__all__ = ["Graph", "Contraction", "check_k", "check_mem_cap"]
+
+_INT = np.int32
+
+
+def _as_cost(name: str, values, n: int, default: float | None = 0.0) -> np.ndarray:
+    """Validate one per-node cost array: shape (n,), finite, non-negative."""
+    if values is None:
+        return np.full(n, default, dtype=np.float64)
+    try:
+        arr = np.array(values, dtype=np.float64)  # private copy: we freeze it below
+    except (TypeError, ValueError) as exc:
+        raise errors.InvalidCostError(f"{name}: cannot convert to float64 ({exc})") from None
+    if arr.shape != (n,):
+        raise errors.InvalidCostError(f"{name}: expected shape ({n},), got {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise errors.InvalidCostError(f"{name}[{i}] = {arr[i]!r}: costs must be finite")
+    neg = arr < 0
+    if neg.any():
+        i = int(np.flatnonzero(neg)[0])
+        raise errors.InvalidCostError(f"{name}[{i}] = {arr[i]!r}: costs must be >= 0")
+    arr = np.ascontiguousarray(arr)
+    arr.flags.writeable = False
+    return arr
+
+
+def _csr(n: int, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (ptr, idx) of the edges grouped by ``src``; ``dst`` order is kept within a row."""
+    order = np.argsort(src, kind="stable")
+    ptr = np.zeros(n + 1, dtype=_INT)
+    np.cumsum(np.bincount(src, minlength=n), out=ptr[1:])
+    idx = np.ascontiguousarray(dst[order], dtype=_INT)
+    ptr.flags.writeable = False
+    idx.flags.writeable = False
+    return ptr, idx
+
+
+def check_k(k) -> int:
+    """Return k as an int, or raise :class:`InvalidStageCountError` unless it is an integer >= 1."""
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
+        raise errors.InvalidStageCountError(f"k must be an integer >= 1, got {k!r}")
+    if k < 1:
+        raise errors.InvalidStageCountError(f"k must be >= 1, got {k}")
+    return int(k)
+
+
+def check_mem_cap(graph: "Graph", k: int, mem_cap) -> float | None:
+    """Validate a per-stage memory cap against the necessary conditions for feasibility.
+
+    Raises :class:`InfeasibleMemoryError` when a single node, a colocation group
+    (which must share a stage) or the whole graph cannot fit: ``mem[v] > cap``,
+    ``mem(group) > cap`` or ``sum(mem) > k * cap``. These conditions are necessary,
+    not sufficient (deciding feasibility exactly is NP-hard); a solver that finds no
+    feasible partition under a cap that passes them says so in its result.
+    """
+    if mem_cap is None:
+        return None
+    cap = float(mem_cap)
+    if not np.isfinite(cap) or cap < 0:
+        raise errors.InvalidCostError(f"mem_cap must be finite and >= 0, got {mem_cap!r}")
+    mem = graph.mem
+    if mem.size and mem.max() > cap:
+        v = int(np.argmax(mem))
+        raise errors.InfeasibleMemoryError(
+            f"node {graph.name(v)!r} needs mem {mem[v]:g} > mem_cap {cap:g}: no partition fits"
+        )
+    if graph.group is not None:
+        g = graph.group
+        has = g >= 0
+        if has.any():
+            sums = np.bincount(g[has], weights=mem[has])
+            if sums.max() > cap:
+                gid = int(np.argmax(sums))
+                raise errors.InfeasibleMemoryError(
+                    f"colocation group {gid} needs mem {sums[gid]:g} > mem_cap {cap:g}"
+                )
+    total = float(mem.sum())
+    if total > k * cap * (1 + 1e-12):
+        raise errors.InfeasibleMemoryError(
+            f"total mem {total:g} > k * mem_cap = {k} * {cap:g}: no {k}-partition fits"
+        )
+    return cap
+
+
+class Graph:
+    """A validated computation DAG with per-node costs, stored as CSR arrays.
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes, indexed ``0..n-1``.
+    src, dst : array_like of int
+        Edge endpoints (``src[i] -> dst[i]``). Parallel edges are merged.
+    work, comm, mem : array_like of float, optional
+        Per-node compute time, output-transfer time and resident memory (default 0).
+    group : array_like of int, optional
+        Colocation group per node (``-1`` = none); nodes of one group share a stage.
+    names : sequence of str, optional
+        Human-readable node names (default ``"0"``, ``"1"``, ...).
+    metadata : mapping, optional
+        Free-form information carried from a file (e.g. a default ``k`` and ``mem_cap``).
+
+    Raises
+    ------
+    EmptyGraphError, SelfLoopError, UnknownNodeError, InvalidCostError, CycleError
+    """
+
+    __slots__ = (
+        "n", "m", "src", "dst", "succ_ptr", "succ_idx", "pred_ptr", "pred_idx",
+        "work", "comm", "mem", "group", "_names", "metadata", "_topo",
+    )
+
+    def __init__(self, n: int, src, dst, work=None, comm=None, mem=None, *,
+                 group=None, names: Sequence[str] | None = None,
+                 metadata: Mapping[str, Any] | None = None):
+        n = int(n)
+        if n <= 0:
+            raise errors.EmptyGraphError("graph has no nodes")
+        src = np.asarray(src, dtype=np.int64).ravel()
+        dst = np.asarray(dst, dtype=np.int64).ravel()
+        if src.shape != dst.shape:
+            raise errors.InvalidGraphError(f"src and dst differ in length ({src.size} vs {dst.size})")
+        for arr in (src, dst):
+            bad = (arr < 0) | (arr >= n)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise errors.UnknownNodeError(
+                    f"edge {i} ({int(src[i])} -> {int(dst[i])}) names a node outside 0..{n - 1}"
+                )
+        loops = src == dst
+        if loops.any():
+            i = int(np.flatnonzero(loops)[0])
+            label = names[int(src[i])] if names is not None else int(src[i])
+            raise errors.SelfLoopError(f"self-loop on node {label!r} (edge {i})")
+        key = np.unique(src * n + dst)  # merge parallel edges, sort by (src, dst)
+        self.src = (key // n).astype(_INT)
+        self.dst = (key % n).astype(_INT)
+        self.src.flags.writeable = False
+        self.dst.flags.writeable = False
+        self.n = n
+        self.m = int(key.size)
+        self.succ_ptr, self.succ_idx = _csr(n, self.src, self.dst)
+        self.pred_ptr, self.pred_idx = _csr(n, self.dst, self.src)
+        self.work = _as_cost("work", work, n)
+        self.comm = _as_cost("comm", comm, n)
+        self.mem = _as_cost("mem", mem, n)
+        self.group = self._check_group(group)
+        if names is not None:
+            names = [str(s) for s in names]
+            if len(names) != n:
+                raise errors.InvalidGraphError(f"names: expected {n} entries, got {len(names)}")
+        self._names = names
+        self.metadata = dict(metadata or {})
+        self._topo = None
+        self.topological_order()  # raises CycleError
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_edges(cls, edges, work, comm=None, mem=None, *, group=None, names=None,
+                   ids: Sequence[Hashable] | None = None, metadata=None) -> "Graph":
+        """Build from an edge list and per-node cost arrays.
+
+        ``edges`` is an (m, 2) array-like or an iterable of pairs. Without ``ids``
+        the endpoints are node indices ``0..n-1`` with ``n = len(work)``; with
+        ``ids`` (one hashable id per node, in the order of ``work``) the endpoints
+        are ids, which must be unique. Names default to ``str(id)``.
+        """
+        work_arr = np.asarray(work, dtype=np.float64) if work is not None else None
+        if work_arr is None or work_arr.ndim != 1:
+            raise errors.InvalidCostError("work: expected a 1-D array with one value per node")
+        n = work_arr.shape[0]
+        pairs = list(edges) if not isinstance(edges, np.ndarray) else edges
+        if ids is not None:
+            ids = list(ids)
+            if len(ids) != n:
+                raise errors.InvalidGraphError(f"ids: expected {n} entries, got {len(ids)}")
+            index: dict = {}
+            for i, node_id in enumerate(ids):
+                if node_id in index:
+                    raise errors.DuplicateNodeError(f"duplicate node id {node_id!r}")
+                index[node_id] = i
+            try:
+                arr = np.array([(index[a], index[b]) for a, b in pairs], dtype=np.int64)
+            except KeyError as exc:
+                raise errors.UnknownNodeError(f"edge names unknown node id {exc.args[0]!r}") from None
+            if names is None:
+                names = [str(x) for x in ids]
+        else:
+            arr = np.asarray(pairs, dtype=np.int64)
+        arr = arr.reshape(-1, 2) if arr.size else np.zeros((0, 2), dtype=np.int64)
+        return cls(n, arr[:, 0], arr[:, 1], work_arr, comm, mem, group=group, names=names,
+                   metadata=metadata)
+
+    @classmethod
+    def from_networkx(cls, g, work: str = "work", comm: str = "comm", mem: str = "mem",
+                      group: str = "group") -> "Graph":
+        """Build from a ``networkx.DiGraph``; costs are read from node attributes (default 0)."""
+        nodes = list(g.nodes)
+        attrs = [g.nodes[v] for v in nodes]
+        w = [a.get(work, 0.0) for a in attrs]
+        c = [a.get(comm, 0.0) for a in attrs]
+        m = [a.get(mem, 0.0) for a in attrs]
+        grp = None
+        if any(group in a for a in attrs):
+            labels: dict = {}
+            grp = [labels.setdefault(a[group], len(labels)) if a.get(group) is not None else -1
+                   for a in attrs]
+        return cls.from_edges(list(g.edges), w, c, m, group=grp, ids=nodes)
+
+    def to_networkx(self):
+        """Return a ``networkx.DiGraph`` with ``work``, ``comm``, ``mem``, ``group`` attributes."""
+        import networkx as nx
+
+        g = nx.DiGraph()
+        for v in range(self.n):
+            attrs = dict(work=float(self.work[v]), comm=float(self.comm[v]), mem=float(self.mem[v]))
+            if self.group is not None and self.group[v] >= 0:
+                attrs["group"] = int(self.group[v])
+            g.add_node(self.name(v), **attrs)
+        names = self.names
+        g.add_edges_from((names[a], names[b]) for a, b in zip(self.src.tolist(), self.dst.tolist()))
+        return g
+
+    # ------------------------------------------------------------------ accessors
+    @property
+    def names(self) -> list[str]:
+        """Node names (``str(index)`` when none were given)."""
+        if self._names is None:
+            return [str(i) for i in range(self.n)]
+        return self._names
+
+    def name(self, v: int) -> str:
+        return self._names[v] if self._names is not None else str(v)
+
+    def successors(self, v: int) -> np.ndarray:
+        return self.succ_idx[self.succ_ptr[v]:self.succ_ptr[v + 1]]
+
+    def predecessors(self, v: int) -> np.ndarray:
+        return self.pred_idx[self.pred_ptr[v]:self.pred_ptr[v + 1]]
+
+    @property
+    def total_work(self) -> float:
+        return float(self.work.sum())
+
+    def topological_order(self) -> np.ndarray:
+        """A topological order (Kahn, ties by index), cached; raises CycleError on a cycle."""
+        if self._topo is None:
+            from ._native import _graph
+
+            order = np.empty(self.n, dtype=_INT)
+            placed = _graph.topological_order(self.succ_ptr, self.succ_idx, self.pred_ptr, order)
+            if placed < self.n:
+                cycle = self._find_cycle(order[:placed])
+                shown = " -> ".join(self.name(v) for v in cycle[:10])
+                more = " -> ..." if len(cycle) > 10 else ""
+                raise errors.CycleError(
+                    f"graph has a cycle through node {self.name(cycle[0])!r}: "
+                    f"{shown}{more} -> {self.name(cycle[0])}", cycle=cycle)
+            order.flags.writeable = False
+            self._topo = order
+        return self._topo
+
+    def depth(self) -> np.ndarray:
+        """Longest-path depth (in edges) of every node from a source, O(n + m)."""
+        from ._native import _graph
+
+        out = np.empty(self.n, dtype=_INT)
+        _graph.depth(self.topological_order(), self.succ_ptr, self.succ_idx, out)
+        return out
+
+    def _find_cycle(self, placed: np.ndarray) -> list[int]:
+        """Walk predecessors inside the unplaced nodes until one repeats (error path only)."""
+        alive = np.ones(self.n, dtype=bool)
+        alive[placed] = False
+        v = int(np.flatnonzero(alive)[0])
+        seen: dict[int, int] = {}
+        path: list[int] = []
+        while v not in seen:
+            seen[v] = len(path)
+            path.append(v)
+            preds = self.predecessors(v)
+            v = int(preds[alive[preds]][0])  # an unplaced node always has an unplaced predecessor
+        cycle = path[seen[v]:]
+        cycle.reverse()  # predecessor walk -> forward order
+        return cycle
+
+    def _check_group(self, group) -> np.ndarray | None:
+        if group is None:
+            return None
+        g = np.asarray(group)
+        if g.shape != (self.n,):
+            raise errors.InvalidGraphError(f"group: expected shape ({self.n},), got {g.shape}")
+        if not np.issubdtype(g.dtype, np.integer):
+            raise errors.InvalidGraphError("group: expected integer labels (-1 for none)")
+        if (g < -1).any():
+            raise errors.InvalidGraphError("group: labels must be >= 0, or -1 for none")
+        if (g < 0).all():
+            return None
+        # relabel to 0..G-1 (dense), keep -1
+        out = np.full(self.n, -1, dtype=_INT)
+        has = g >= 0
+        _, dense = np.unique(g[has], return_inverse=True)
+        out[has] = dense
+        out.flags.writeable = False
+        return out
+
+    # ------------------------------------------------------------------ transforms
+    def contract(self) -> "Contraction":
+        """Contract colocation groups, then every cycle that contraction creates.
+
+        Nodes that must share a stage (one group, or one strongly connected
+        component of the group-quotient) become one node. The quotient is a DAG
+        whose work and mem are summed; its ``comm`` is the sum of the members' comm
+        over members with a successor outside the class, an upper bound on what the
+        class can send (exact costs must still be evaluated on the original graph,
+        since communication is per producer). O(n + m) via scipy's SCC.
+        """
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        label = np.arange(self.n, dtype=np.int64)
+        if self.group is not None:
+            has = self.group >= 0
+            label[has] = self.n + self.group[has]  # group members share one label
+        _, label = np.unique(label, return_inverse=True)
+        q = int(label.max()) + 1
+        qs, qd = label[self.src], label[self.dst]
+        keep = qs != qd
+        adj = csr_matrix((np.ones(int(keep.sum())), (qs[keep], qd[keep])), shape=(q, q))
+        ncomp, comp = connected_components(adj, directed=True, connection="strong")
+        # renumber components in topological order of first appearance for stability
+        node_map = comp[label].astype(_INT)
+        return Contraction.build(self, node_map, ncomp)
+
+    def subgraph_costs(self, nodes: np.ndarray) -> tuple[float, float]:
+        """(work, mem) summed over ``nodes``."""
+        return float(self.work[nodes].sum()), float(self.mem[nodes].sum())
+
+    def with_costs(self, work=None, comm=None, mem=None) -> "Graph":
+        """A copy with some cost arrays replaced (structure shared)."""
+        return Graph(self.n, self.src, self.dst,
+                     self.work if work is None else work,
+                     self.comm if comm is None else comm,
+                     self.mem if mem is None else mem,
+                     group=self.group, names=self._names, metadata=self.metadata)
+
+    def __repr__(self) -> str:
+        groups = 0 if self.group is None else int(self.group.max()) + 1
+        return (f"Graph(n={self.n}, m={self.m}, work={self.total_work:.6g}, "
+                f"groups={groups})")
+
+
+@dataclass(frozen=True)
+class Contraction:
+    """A quotient DAG of a graph plus the map back to original nodes.
+
+    ``node_map[v]`` is the quotient node of original node v; ``members(q)`` lists
+    the original nodes of quotient node q; :meth:`expand` turns a quotient stage
+    vector into an original one.
+    """
+
+    graph: Graph
+    original: Graph
+    node_map: np.ndarray
+    member_ptr: np.ndarray
+    member_idx: np.ndarray
+
+    @classmethod
+    def build(cls, original: Graph, node_map: np.ndarray, q: int) -> "Contraction":
+        src, dst = node_map[original.src], node_map[original.dst]
+        keep = src != dst
+        external = np.zeros(original.n, dtype=bool)
+        external[original.src[keep]] = True
+        work = np.bincount(node_map, weights=original.work, minlength=q)
+        mem = np.bincount(node_map, weights=original.mem, minlength=q)
+        comm = np.bincount(node_map, weights=original.comm * external, minlength=q)
+        member_ptr = np.zeros(q + 1, dtype=_INT)
+        np.cumsum(np.bincount(node_map, minlength=q), out=member_ptr[1:])
+        member_idx = np.argsort(node_map, kind="stable").astype(_INT)
+        names = None
+        if original._names is not None:  # a class is named after its first member
+            names = [original._names[i] for i in member_idx[member_ptr[:-1]].tolist()]
+        quotient = Graph(q, src[keep], dst[keep], work, comm, mem, names=names,
+                         metadata=original.metadata)
+        return cls(quotient, original, node_map.astype(_INT), member_ptr, member_idx)
+
+    def members(self, q: int) -> np.ndarray:
+        return self.member_idx[self.member_ptr[q]:self.member_ptr[q + 1]]
+
+    def expand(self, quotient_stage) -> np.ndarray:
+        """Stage per original node from a stage per quotient node."""
+        return np.asarray(quotient_stage, dtype=_INT)[self.node_map]
+
+    @property
+    def is_trivial(self) -> bool:
+        return self.graph.n == self.original.n

@@ -1,0 +1,139 @@
+"""pipecore's own JSON format (version 1), columnar so large graphs stay compact.
+
+Graph::
+
+    {
+      "format": "pipecore.graph", "version": 1,
+      "nodes": {"name": [str, ...], "work": [float, ...], "comm": [...], "mem": [...],
+                "group": [int or -1, ...]},          # comm, mem, group optional
+      "edges": [[src_index, dst_index], ...],       # indices into the node columns
+      "metadata": {"k": int, "mem_cap": float, ...} # optional defaults and provenance
+    }
+
+Partition::
+
+    {"format": "pipecore.partition", "version": 1, "k": int,
+     "stage": [int, ...]}                            # one stage per node, in node order
+    or {"format": "pipecore.partition", "version": 1, "stages": [[name, ...], ...]}
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import errors
+from ..errors import FileFormatError
+from ..graph import Graph
+from ..partition import Partition
+from ._fields import array_of, need, number
+
+GRAPH_FORMAT = "pipecore.graph"
+PARTITION_FORMAT = "pipecore.partition"
+VERSION = 1
+
+
+def graph_to_dict(graph: Graph) -> dict:
+    nodes = {"name": graph.names, "work": graph.work.tolist(), "comm": graph.comm.tolist(),
+             "mem": graph.mem.tolist()}
+    if graph.group is not None:
+        nodes["group"] = graph.group.tolist()
+    return {"format": GRAPH_FORMAT, "version": VERSION, "nodes": nodes,
+            "edges": np.stack([graph.src, graph.dst], axis=1).tolist(),
+            "metadata": graph.metadata}
+
+
+def _check_header(data, fmt: str, source: str) -> None:
+    if need(data, "format", "top level", source) != fmt:
+        raise FileFormatError(f"{source}: top level: field 'format' must be {fmt!r}")
+    version = need(data, "version", "top level", source)
+    if version != VERSION:
+        raise FileFormatError(f"{source}: top level: unsupported version {version!r} "
+                              f"(this pipecore reads version {VERSION})")
+
+
+def _column(nodes: dict, key: str, n: int, source: str, required: bool = False):
+    if key not in nodes:
+        if required:
+            raise FileFormatError(f"{source}: nodes: missing field {key!r}")
+        return None
+    values = array_of(nodes[key], f"nodes.{key}", source, n)
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        for i, x in enumerate(values):
+            number(x, f"nodes.{key}[{i}]", source)
+        raise
+    bad = ~np.isfinite(arr) | (arr < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise FileFormatError(f"{source}: nodes.{key}[{i}] = {values[i]!r}: "
+                              f"expected a finite number >= 0")
+    return arr
+
+
+def graph_from_dict(data: dict, source: str = "<graph>") -> Graph:
+    _check_header(data, GRAPH_FORMAT, source)
+    nodes = need(data, "nodes", "top level", source)
+    if not isinstance(nodes, dict):
+        raise FileFormatError(f"{source}: nodes: expected an object of columns")
+    work_list = array_of(need(nodes, "work", "nodes", source), "nodes.work", source)
+    n = len(work_list)
+    work = _column(nodes, "work", n, source, required=True)
+    comm = _column(nodes, "comm", n, source)
+    mem = _column(nodes, "mem", n, source)
+    names = None
+    if "name" in nodes:
+        names = array_of(nodes["name"], "nodes.name", source, n)
+        seen: dict = {}
+        for i, s in enumerate(names):
+            if not isinstance(s, str):
+                raise FileFormatError(f"{source}: nodes.name[{i}]: expected a string, got {s!r}")
+            if s in seen:
+                raise FileFormatError(f"{source}: nodes.name[{i}]: duplicate node name {s!r} "
+                                      f"(also nodes.name[{seen[s]}])")
+            seen[s] = i
+    group = None
+    if "group" in nodes:
+        glist = array_of(nodes["group"], "nodes.group", source, n)
+        for i, x in enumerate(glist):
+            if isinstance(x, bool) or not isinstance(x, int) or x < -1:
+                raise FileFormatError(f"{source}: nodes.group[{i}]: expected an int >= -1, "
+                                      f"got {x!r}")
+        group = np.asarray(glist, dtype=np.int64)
+    edges = array_of(need(data, "edges", "top level", source), "edges", source)
+    src = np.empty(len(edges), dtype=np.int64)
+    dst = np.empty(len(edges), dtype=np.int64)
+    for i, e in enumerate(edges):
+        if (not isinstance(e, list) or len(e) != 2
+                or not all(isinstance(x, int) and not isinstance(x, bool) for x in e)):
+            raise FileFormatError(f"{source}: edges[{i}]: expected [src_index, dst_index], got {e!r}")
+        if not (0 <= e[0] < n and 0 <= e[1] < n):
+            raise FileFormatError(f"{source}: edges[{i}] = {e!r}: node index outside 0..{n - 1}")
+        src[i], dst[i] = e
+    metadata = data.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise FileFormatError(f"{source}: metadata: expected an object")
+    metadata.setdefault("source", source)
+    return Graph(n, src, dst, work, comm, mem, group=group, names=names, metadata=metadata)
+
+
+def partition_to_dict(partition: Partition) -> dict:
+    return {"format": PARTITION_FORMAT, "version": VERSION, "k": partition.k,
+            "stage": partition.stage.tolist(), "bottleneck": partition.bottleneck}
+
+
+def partition_from_dict(graph: Graph, data: dict, source: str = "<partition>") -> Partition:
+    _check_header(data, PARTITION_FORMAT, source)
+    k = data.get("k")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise FileFormatError(f"{source}: k: expected an int >= 1, got {k!r}")
+    try:
+        if "stage" in data:
+            stage = array_of(data["stage"], "stage", source, graph.n)
+            for i, s in enumerate(stage):
+                if isinstance(s, bool) or not isinstance(s, int):
+                    raise FileFormatError(f"{source}: stage[{i}]: expected an int, got {s!r}")
+            return Partition(graph, np.asarray(stage, dtype=np.int64), k)
+        stages = array_of(need(data, "stages", "top level", source), "stages", source)
+        return Partition.from_stages(graph, stages, k)
+    except errors.InvalidPartitionError as exc:
+        raise FileFormatError(f"{source}: {exc}") from None
