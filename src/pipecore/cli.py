@@ -209,6 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pipecore: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `pipecore solve --json | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
