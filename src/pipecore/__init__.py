@@ -18,11 +18,12 @@ from .models import list_models, load_model
 from .partition import Partition
 from .result import SolveResult, Status
 from .solve import METHODS, available_methods, solve
+from .algorithms.ideals import solve_exact
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Graph", "Contraction", "Partition", "SolveResult", "Status", "solve", "METHODS",
+    "Graph", "Contraction", "Partition", "SolveResult", "Status", "solve", "solve_exact", "METHODS",
     "available_methods", "load_graph", "save_graph", "load_partition", "save_partition",
     "load_model", "list_models",
     "PipecoreError", "InvalidGraphError", "EmptyGraphError", "CycleError", "SelfLoopError",

@@ -122,6 +122,8 @@ def _print_result(res: SolveResult) -> None:
     print(f"lower bound : {_fmt(res.lower_bound)}   (from {res.lower_bound_method or '-'})")
     print(f"gap         : {_fmt(res.gap * 100)}%" if math.isfinite(res.gap) else "gap         : -")
     print(f"time        : {res.wall_time:.3f} s")
+    if res.timings:
+        print("timings     : " + ", ".join(f"{k} {v:.3f} s" for k, v in res.timings.items()))
     if res.message:
         print(f"note        : {res.message}")
 
@@ -149,6 +151,41 @@ def _cmd_models(args) -> int:
     for name in list_models():
         print(name + ("  (default)" if name == DEFAULT_MODEL else ""))
     return 0
+
+
+def _cmd_mcm(args) -> int:
+    """Place a graph on a multi-chip module (see pipecore.mcm.cli)."""
+    from .mcm import cli as mcm_cli
+
+    return mcm_cli.run(args, _load(args))
+
+
+def _cmd_sweep(args) -> int:
+    """Run (graph, k, method, seed) instances and append results (see pipecore.sweep)."""
+    from .sweep import cli_run
+
+    return cli_run(args)
+
+
+def _cmd_report(args) -> int:
+    """Tables, PNG plots and an HTML page from a sweep's results (see pipecore.report)."""
+    from .report import make_report
+
+    try:
+        files = make_report(args.results, args.outdir or _report_dir(args.results),
+                            graph=args.graph, k=args.k, instance=args.instance, title=args.title)
+    except ImportError as exc:  # matplotlib (the 'report' extra) is missing
+        raise errors.PipecoreError(str(exc)) from None
+    print(files.table)
+    print(f"\nwrote {files.html}" + "".join(f"\nwrote {p}" for p in files.pngs))
+    return 0
+
+
+def _report_dir(results: str) -> str:
+    import os
+
+    base = os.path.basename(os.path.normpath(results)).split(".")[0] or "results"
+    return os.path.join(os.path.dirname(os.path.normpath(results)), f"{base}-report")
 
 
 def _add_graph_args(p: argparse.ArgumentParser, optional: bool = True) -> None:
@@ -196,6 +233,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the embedded models")
     p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("sweep", help="run many (graph, k, method) instances, resumable")
+    p.add_argument("graphs", nargs="+", metavar="GRAPH",
+                   help="embedded model name, gen:GENERATOR:key=value,... or a graph file")
+    p.add_argument("-k", type=int, nargs="+", required=True, help="stage counts")
+    p.add_argument("--methods", nargs="+", default=["auto"], help="methods (default: auto)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default: 0)")
+    p.add_argument("--time-limit", type=float, default=60.0, metavar="SECONDS",
+                   help="per-instance wall-clock limit (default: 60)")
+    p.add_argument("-o", "--output", default="results.jsonl",
+                   help="results file: .jsonl (JSON lines) or .parquet (default: results.jsonl)")
+    p.add_argument("--executor", choices=["local", "serial", "dask"], default="local",
+                   help="local process pool (default), in-process, or a Dask cluster")
+    p.add_argument("-j", "--jobs", type=int, help="local workers (default: all cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("--retry-errors", action="store_true", help="rerun instances that failed")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-instance lines")
+    _add_cap_args(p)
+    p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("report", help="tables, plots and an HTML page from sweep results")
+    p.add_argument("results", help="results file written by `pipecore sweep`")
+    p.add_argument("-o", "--outdir", help="output directory (default: RESULTS-report/)")
+    p.add_argument("--graph", help="graph of the per-stage plot (default: the first)")
+    p.add_argument("-k", type=int, help="k of the per-stage plot (default: the largest)")
+    p.add_argument("--instance", help="result key of the per-stage plot (overrides --graph/-k)")
+    p.add_argument("--title", default="pipecore sweep report", help="page title")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("mcm", help="place a graph on a multi-chip module (chiplets)")
+    _add_graph_args(p)
+    from .mcm.cli import add_arguments as _mcm_arguments
+    _mcm_arguments(p)
+    p.set_defaults(func=_cmd_mcm)
     return parser
 
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from .graph import Graph
 
-__all__ = ["layered_dag", "dnn_like"]
+__all__ = ["layered_dag", "dnn_like", "regal_like", "REGAL_MIX"]
 
 
 def layered_dag(n: int, *, width: int | None = None, fan_in: float = 2.0, skip: float = 0.1,
@@ -83,3 +83,140 @@ def dnn_like(n_blocks: int = 12, *, branches: int = 2, seed: int = 0) -> Graph:
     src.append(prev), dst.append(out)
     return Graph(len(names), src, dst, work, comm, mem, names=names,
                  metadata={"generator": "dnn_like", "seed": seed, "n_blocks": n_blocks})
+
+
+# ---------------------------------------------------------------------- REGAL-style testbeds
+# Block templates: (op kinds, edges within the block). Node 0 is the entry (fed by
+# the previous block's exit), the last node is the exit. Kinds: "H" heavy
+# (conv / matmul: most FLOPs and all weights), "L" light (norm, activation, add),
+# "D" data movement (concat, reshape: no work, only traffic).
+_TEMPLATES: dict[str, tuple[str, list[tuple[int, int]]]] = {
+    # conv -> norm -> act
+    "chain": ("HLL", [(0, 1), (1, 2)]),
+    # ResNet basic block: entry, conv-norm-act-conv-norm, add(skip), act
+    "residual": ("LHLLHLLL", [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 6), (0, 6), (6, 7)]),
+    # ResNet bottleneck with projection shortcut
+    "bottleneck": ("LHLLHLLHLHLLL", [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 6), (6, 7),
+                                     (7, 8), (0, 9), (9, 10), (8, 11), (10, 11), (11, 12)]),
+    # Inception: 1x1 | 1x1->3x3 | 1x1->5x5 | pool->1x1, then concat
+    "inception": ("LHHHHHLHD", [(0, 1), (0, 2), (2, 3), (0, 4), (4, 5), (0, 6), (6, 7),
+                                (1, 8), (3, 8), (5, 8), (7, 8)]),
+    # two-tower branchy block
+    "branch2": ("LHLHLD", [(0, 1), (1, 2), (0, 3), (3, 4), (2, 5), (4, 5)]),
+    # transformer layer: q,k,v | scores | softmax | context | proj | add | norm | ffn | add | norm
+    "attention": ("LHHHHLHHLLHLHLL", [(0, 1), (0, 2), (0, 3), (1, 4), (2, 4), (4, 5), (5, 6),
+                                      (3, 6), (6, 7), (7, 8), (0, 8), (8, 9), (9, 10), (10, 11),
+                                      (11, 12), (12, 13), (9, 13), (13, 14)]),
+}
+
+#: default block mix of :func:`regal_like` (probabilities, normalised).
+REGAL_MIX = {"chain": 0.15, "residual": 0.25, "bottleneck": 0.15, "inception": 0.1,
+             "branch2": 0.1, "attention": 0.25}
+
+
+def regal_like(n: int, *, seed: int = 0, mix: dict[str, float] | None = None,
+               long_skip: float = 0.05, skew: float = 1.0, names: bool = True) -> Graph:
+    """A realistic DNN-like DAG with exactly ``n`` nodes (REGAL-style testbed generator).
+
+    The graph is a chain of blocks drawn from ``mix`` (plain conv chains, ResNet
+    basic and bottleneck blocks, Inception and two-tower branchy blocks,
+    transformer layers; see :data:`REGAL_MIX`), between an input and an output
+    node, with an occasional long skip edge (probability ``long_skip`` per block,
+    DenseNet/U-Net style) from an earlier block's exit. Costs are skewed like real
+    networks: heavy ops (conv, matmul) carry lognormal work and all weights,
+    light ops (norms, activations, adds) cost about 20x less, data-movement ops
+    do no work; tensor sizes (hence ``comm``) follow a per-block random walk, as
+    resolution and width change through a network. ``skew`` scales the
+    lognormal spread. Same ``seed``, same graph. O(n) time, vectorised over
+    blocks and edges, so testbeds of 10^5+ nodes take well under a second.
+    """
+    n = int(n)
+    if n < 2:
+        raise ValueError(f"regal_like needs n >= 2, got {n}")
+    mix = dict(REGAL_MIX if mix is None else mix)
+    unknown = set(mix) - set(_TEMPLATES)
+    if unknown:
+        raise ValueError(f"unknown block types {sorted(unknown)}; choose from {sorted(_TEMPLATES)}")
+    kinds_ = list(mix)
+    p = np.array([mix[k] for k in kinds_], dtype=np.float64)
+    if (p < 0).any() or p.sum() <= 0:
+        raise ValueError("mix: probabilities must be >= 0 and not all 0")
+    p /= p.sum()
+    rng = np.random.default_rng(seed)
+    sizes_t = np.array([len(_TEMPLATES[k][0]) for k in kinds_])
+
+    # draw blocks until the body (n - 2 nodes between input and output) is full
+    body = n - 2
+    draw = rng.choice(len(kinds_), size=max(1, body // int(sizes_t.min()) + 1), p=p)
+    csum = np.cumsum(sizes_t[draw])
+    nb = int(np.searchsorted(csum, body, side="right"))  # whole blocks that fit
+    blocks = list(draw[:nb])
+    used = int(csum[nb - 1]) if nb else 0
+    while True:  # top up with blocks that still fit (< 15 nodes left: a few steps)
+        fits = np.flatnonzero((sizes_t <= body - used) & (p > 0))
+        if fits.size == 0:
+            break
+        t = int(rng.choice(fits, p=p[fits] / p[fits].sum()))
+        blocks.append(t)
+        used += int(sizes_t[t])
+    blocks = np.asarray(blocks, dtype=np.int64)
+    nb = int(blocks.size)
+    fill = body - used                                   # leftover: a plain op chain
+
+    # node kinds and block ids
+    kind_str = "".join(_TEMPLATES[kinds_[b]][0] for b in blocks) + "L" * fill
+    kind = np.frombuffer(("D" + kind_str + "H").encode(), dtype="S1")
+    size_b = sizes_t[blocks]
+    start = 1 + np.concatenate([[0], np.cumsum(size_b)[:-1]]).astype(np.int64) if nb else \
+        np.zeros(0, dtype=np.int64)
+    exit_ = start + size_b - 1
+    block_of = np.full(n, -1, dtype=np.int64)
+    if nb:
+        block_of[1:1 + used] = np.repeat(np.arange(nb), size_b)
+
+    # edges: template edges shifted by block start, block-to-block links, fill chain
+    e_parts = []
+    for t, k in enumerate(kinds_):
+        sel = np.flatnonzero(blocks == t)
+        if sel.size:
+            te = np.array(_TEMPLATES[k][1], dtype=np.int64)
+            e_parts.append((te[None, :, :] + start[sel, None, None]).reshape(-1, 2))
+    if nb:
+        prev_exit = np.concatenate([[0], exit_[:-1]])
+        e_parts.append(np.stack([prev_exit, start], axis=1))
+        far = np.flatnonzero(rng.random(nb) < long_skip)
+        far = far[far >= 2]
+        if far.size:
+            back = (rng.random(far.size) * (far - 1)).astype(np.int64)  # block in [0, b-2]
+            e_parts.append(np.stack([exit_[back], start[far]], axis=1))
+    chain = np.arange(1 + used, n, dtype=np.int64)  # fill ops, then the output node
+    last = int(exit_[-1]) if nb else 0
+    e_parts.append(np.stack([np.concatenate([[last], chain[:-1]]), chain], axis=1))
+    edges = np.concatenate(e_parts)
+
+    # costs: per-block activation scale (random walk), skewed op costs
+    scale_b = np.exp(np.cumsum(rng.normal(0.0, 0.15, max(nb, 1))))
+    scale = np.ones(n)
+    if nb:
+        scale[1:1 + used] = scale_b[block_of[1:1 + used]]
+    heavy = kind == b"H"
+    light = kind == b"L"
+    s = float(skew)
+    work = np.where(heavy, rng.lognormal(1.5, 0.8 * s, n),
+                    np.where(light, rng.lognormal(-1.5, 0.5 * s, n), 0.0)) * scale
+    comm = rng.lognormal(-1.0, 0.3 * s, n) * scale
+    mem = np.where(heavy, rng.lognormal(15.0, 1.2 * s, n), rng.lognormal(7.0, 0.5 * s, n))
+    label = None
+    if names:
+        block_names = np.array(kinds_ + ["fill"])
+        bk = np.where(block_of >= 0, blocks[np.maximum(block_of, 0)] if nb else 0, len(kinds_))
+        label = [f"n{i}" for i in range(n)]
+        label[0], label[-1] = "input", "output"
+        op_name = {b"H": "op", b"L": "ew", b"D": "mv"}
+        for i in range(1, n - 1):
+            b = int(block_of[i])
+            label[i] = (f"b{b}.{block_names[bk[i]]}.{op_name[kind[i]]}{i - int(start[b])}"
+                        if b >= 0 else f"tail.ew{i}")
+    return Graph(n, edges[:, 0], edges[:, 1], work, comm, mem, names=label,
+                 metadata={"generator": "regal_like", "seed": seed, "n": n, "blocks": nb,
+                           "long_skip": long_skip, "skew": skew})

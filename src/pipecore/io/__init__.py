@@ -2,7 +2,8 @@
 
 :func:`load_graph` recognises a file by its content: pipecore's own JSON
 (:mod:`pipecore.io.native`) or the NeurIPS 2020 device-placement JSON
-(:mod:`pipecore.io.msr`); ``.gz`` files are decompressed transparently.
+(:mod:`pipecore.io.msr`); ``.gz`` files are decompressed transparently; ``.onnx``
+models are imported with :mod:`pipecore.io.onnx` (optional extra ``onnx``).
 """
 from __future__ import annotations
 
@@ -16,7 +17,20 @@ from ..graph import Graph
 from ..partition import Partition
 from . import msr, native
 
+# (also, loaded on first use: from_onnx, from_torch, from_transformers, DeviceModel, DEVICES)
 __all__ = ["load_graph", "save_graph", "load_partition", "save_partition", "read_json"]
+
+_LAZY = {"from_onnx": ".onnx", "from_torch": ".torch", "from_transformers": ".torch",
+         "DeviceModel": ".device", "DEVICES": ".device"}
+
+
+def __getattr__(name: str):
+    """Importers load lazily, so ``import pipecore`` never imports torch or onnx."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -35,8 +49,20 @@ def read_json(path: str | os.PathLike) -> Any:
         raise FileFormatError(f"{path}: cannot read: {exc}") from None
 
 
-def load_graph(path: str | os.PathLike) -> Graph:
-    """Load a graph from any supported file format."""
+def load_graph(path: str | os.PathLike, **onnx_options) -> Graph:
+    """Load a graph from any supported file format.
+
+    ``.onnx`` files go through :func:`pipecore.io.onnx.from_onnx` (needs the
+    ``onnx`` extra; ``onnx_options`` such as ``device`` or ``dims`` are passed on).
+    """
+    if os.fspath(path).lower().endswith(".onnx"):
+        from .onnx import from_onnx
+
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{os.fspath(path)}: no such file")
+        return from_onnx(path, **onnx_options)
+    if onnx_options:
+        raise TypeError(f"options {sorted(onnx_options)} only apply to .onnx files")
     data = read_json(path)
     if isinstance(data, dict) and data.get("format") == native.GRAPH_FORMAT:
         return native.graph_from_dict(data, source=os.fspath(path))

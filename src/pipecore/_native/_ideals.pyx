@@ -1,0 +1,674 @@
+"""Native core of the exact solver: ideal enumeration and the min-max DP over ideals.
+
+All functions work on the *quotient* DAG (colocation groups and the cycles they
+create contracted, nodes relabelled so that index order is topological) for
+structure, and on the *original* graph for costs, because communication is per
+producer and a quotient node's members may send different tensors.
+
+Ideal enumeration (``enumerate_ideals``) is a canonical depth-first search: an
+ideal's members, sorted by (topological) index, have every prefix an ideal, so
+each ideal is generated exactly once by adding an *available* node (all its
+predecessors inside) whose index exceeds the last added one. ``avail`` is kept
+as a bitset; O(words + deg) per ideal, O(q) stack.
+
+Stage cost of S = J \\ I is maintained incrementally while a DFS adds quotient
+nodes to S (see ``_inc_add``): a receive counter per producer in I (how many of
+its successors are in S) and an out-counter per producer in S (how many of its
+successors are still outside S). Adding an original node x touches only its
+in-edges: O(indeg x) per node, undone in O(indeg x) on backtrack. No pair of
+ideals is ever stored; the per-pair memory is zero and the DFS stack is O(q).
+"""
+from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdlib cimport malloc, free
+
+cdef double INF = float("inf")
+
+
+# ----------------------------------------------------------------------------- bit helpers
+cdef extern from *:
+    int __builtin_ctzll(unsigned long long) nogil
+    int __builtin_popcountll(unsigned long long) nogil
+
+
+cdef inline int _ctz(uint64_t x) noexcept nogil:
+    return __builtin_ctzll(x)
+
+
+cdef inline int32_t _next_bit(const uint64_t* bits, int32_t words, int32_t start) noexcept nogil:
+    """Smallest set bit index >= start, or -1."""
+    cdef int32_t w = start >> 6
+    cdef uint64_t x
+    if w >= words:
+        return -1
+    x = bits[w] & (~(<uint64_t>0) << (start & 63))
+    while True:
+        if x:
+            return (w << 6) + _ctz(x)
+        w += 1
+        if w >= words:
+            return -1
+        x = bits[w]
+
+
+# ----------------------------------------------------------------------------- enumeration
+cdef int64_t _enum(int32_t q, int32_t words,
+                   const int32_t* sptr, const int32_t* sidx, const int32_t* indeg,
+                   int64_t cap, bint store,
+                   const double* qwork, const double* qmem, const uint64_t* zob,
+                   uint64_t* bits, uint64_t* avail_out, int32_t* size,
+                   double* iw, double* im, uint64_t* ih, int32_t* fcount,
+                   int64_t* trans_total) noexcept nogil:
+    """Canonical DFS over the ideals; returns their number (stops after cap + 1)."""
+    cdef int32_t* missing = <int32_t*>malloc(max(q, 1) * sizeof(int32_t))
+    cdef int32_t* vst = <int32_t*>malloc((q + 1) * sizeof(int32_t))
+    cdef double* wst = <double*>malloc((q + 1) * sizeof(double))
+    cdef double* mst = <double*>malloc((q + 1) * sizeof(double))
+    cdef uint64_t* hst = <uint64_t*>malloc((q + 1) * sizeof(uint64_t))
+    cdef uint64_t* cur = <uint64_t*>malloc(max(words, 1) * sizeof(uint64_t))
+    cdef uint64_t* avail = <uint64_t*>malloc(max(words, 1) * sizeof(uint64_t))
+    cdef int32_t i, d, v, s, w, e, nxt
+    cdef int64_t count = 0, trans = 0, fc
+    for i in range(q):
+        missing[i] = indeg[i]
+    for w in range(words):
+        cur[w] = 0
+        avail[w] = 0
+    for i in range(q):
+        if missing[i] == 0:
+            avail[i >> 6] |= (<uint64_t>1) << (i & 63)
+    d = 0
+    wst[0] = 0.0
+    mst[0] = 0.0
+    hst[0] = 0
+    vst[0] = -1          # vst[d] = node added to reach depth d (the "last" of depth d)
+    # record the empty ideal
+    while True:
+        # ---- record the ideal at depth d
+        fc = 0
+        for w in range(words):
+            fc += __builtin_popcountll(avail[w])
+        trans += fc
+        if store:
+            for w in range(words):
+                bits[count * words + w] = cur[w]
+                avail_out[count * words + w] = avail[w]
+            size[count] = d
+            iw[count] = wst[d]
+            im[count] = mst[d]
+            ih[count] = hst[d]
+            fcount[count] = <int32_t>fc
+        count += 1
+        if count > cap:
+            break
+        # ---- find the next node to add: first available index > last at this depth,
+        # backtracking while none is left
+        nxt = _next_bit(avail, words, vst[d] + 1)
+        while nxt < 0:
+            if d == 0:
+                break
+            # undo the node that brought us to depth d
+            v = vst[d]
+            cur[v >> 6] &= ~((<uint64_t>1) << (v & 63))
+            for e in range(sptr[v], sptr[v + 1]):
+                s = sidx[e]
+                if missing[s] == 0:
+                    avail[s >> 6] &= ~((<uint64_t>1) << (s & 63))
+                missing[s] += 1
+            avail[v >> 6] |= (<uint64_t>1) << (v & 63)
+            d -= 1
+            nxt = _next_bit(avail, words, v + 1)
+        if nxt < 0:
+            break
+        # ---- add nxt
+        v = nxt
+        avail[v >> 6] &= ~((<uint64_t>1) << (v & 63))
+        cur[v >> 6] |= (<uint64_t>1) << (v & 63)
+        for e in range(sptr[v], sptr[v + 1]):
+            s = sidx[e]
+            missing[s] -= 1
+            if missing[s] == 0:
+                avail[s >> 6] |= (<uint64_t>1) << (s & 63)
+        if store:
+            wst[d + 1] = wst[d] + qwork[v]
+            mst[d + 1] = mst[d] + qmem[v]
+            hst[d + 1] = hst[d] ^ zob[v]
+        d += 1
+        vst[d] = v
+    free(missing); free(vst); free(wst); free(mst); free(hst); free(cur); free(avail)
+    trans_total[0] = trans
+    return count
+
+
+def count_ideals(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
+                 const int32_t[::1] indeg, int64_t cap):
+    """(number of ideals, number of covering transitions), counting stops once > cap.
+
+    O(N * (words + deg)) time, O(q) memory: nothing is stored.
+    """
+    cdef int32_t q = indeg.shape[0]
+    cdef int32_t words = (q + 63) >> 6
+    cdef int64_t n, trans = 0
+    with nogil:
+        n = _enum(q, words, &succ_ptr[0], &succ_idx[0], &indeg[0], cap, False,
+                  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, &trans)
+    return n, trans
+
+
+def enumerate_ideals(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
+                     const int32_t[::1] indeg, const double[::1] qwork, const double[::1] qmem,
+                     const uint64_t[::1] zob, uint64_t[:, ::1] bits, uint64_t[:, ::1] avail,
+                     int32_t[::1] size, double[::1] iw, double[::1] im, uint64_t[::1] ih,
+                     int32_t[::1] fcount):
+    """Fill per-ideal arrays (DFS order): member bitset, available-node bitset (the
+    ideal's frontier), size, work, mem, Zobrist hash and frontier size."""
+    cdef int32_t q = indeg.shape[0]
+    cdef int32_t words = bits.shape[1]
+    cdef int64_t cap = bits.shape[0], n, trans = 0
+    with nogil:
+        n = _enum(q, words, &succ_ptr[0], &succ_idx[0], &indeg[0], cap - 1, True,
+                  &qwork[0], &qmem[0], &zob[0], &bits[0, 0], &avail[0, 0], &size[0],
+                  &iw[0], &im[0], &ih[0], &fcount[0], &trans)
+    return n
+
+
+# ----------------------------------------------------------------------------- transitions
+cdef inline int64_t _lookup(const int32_t* table, uint64_t mask, const uint64_t* bits,
+                            int32_t words, const uint64_t* key, uint64_t h) noexcept nogil:
+    cdef uint64_t slot = h & mask
+    cdef int64_t idx
+    cdef int32_t w
+    cdef bint same
+    while True:
+        idx = table[slot]
+        if idx < 0:
+            return -1
+        same = True
+        for w in range(words):
+            if bits[idx * words + w] != key[w]:
+                same = False
+                break
+        if same:
+            return idx
+        slot = (slot + 1) & mask
+
+
+def build_transitions(const uint64_t[:, ::1] bits, const uint64_t[:, ::1] avail,
+                      const uint64_t[::1] ih, const uint64_t[::1] zob,
+                      const int64_t[::1] fr_ptr, int32_t[::1] fr_v, int32_t[::1] fr_next,
+                      int64_t[::1] fr_start, int32_t[::1] table):
+    """Fill the covering transitions J -> J + v (v in frontier(J), ascending v).
+
+    A Zobrist-hashed open-addressing table maps a member bitset to its ideal id;
+    O(N * words) to build, expected O(words) per lookup. ``fr_start[e]`` is where
+    the canonical DFS continues in frontier(J + v): its first entry with index > v.
+    Returns the number of lookups that failed (0 unless the inputs are inconsistent).
+    """
+    cdef int64_t N = bits.shape[0], J, e, found, bad = 0, T = fr_v.shape[0], f, fend
+    cdef int32_t words = bits.shape[1], w, v
+    cdef uint64_t mask = table.shape[0] - 1, slot, h
+    cdef uint64_t* key = <uint64_t*>malloc(max(words, 1) * sizeof(uint64_t))
+    cdef const uint64_t* B = &bits[0, 0]
+    with nogil:
+        for slot in range(mask + 1):
+            table[slot] = -1
+        for J in range(N):
+            slot = ih[J] & mask
+            while table[slot] >= 0:
+                slot = (slot + 1) & mask
+            table[slot] = <int32_t>J
+        for J in range(N):
+            e = fr_ptr[J]
+            for w in range(words):
+                key[w] = B[J * words + w]
+            v = _next_bit(&avail[J, 0], words, 0)
+            while v >= 0:
+                key[v >> 6] |= (<uint64_t>1) << (v & 63)
+                h = ih[J] ^ zob[v]
+                found = _lookup(&table[0], mask, B, words, key, h)
+                key[v >> 6] &= ~((<uint64_t>1) << (v & 63))
+                if found < 0:
+                    bad += 1
+                fr_v[e] = v
+                fr_next[e] = <int32_t>found
+                e += 1
+                v = _next_bit(&avail[J, 0], words, v + 1)
+        for e in range(T):
+            found = fr_next[e]
+            if found < 0:
+                fr_start[e] = 0
+                continue
+            f = fr_ptr[found]
+            fend = fr_ptr[found + 1]
+            while f < fend and fr_v[f] <= fr_v[e]:
+                f += 1
+            fr_start[e] = f
+    free(key)
+    return bad
+
+
+# ----------------------------------------------------------------------------- topological orders
+def kahn_order(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
+               const int32_t[::1] indeg, const double[::1] key, bint lifo,
+               int32_t[::1] out):
+    """A topological order: Kahn's algorithm emitting the ready node of smallest ``key``
+    (or, with ``lifo``, the most recently readied one, which follows branches to their
+    end). O(q * width + m)."""
+    cdef int32_t q = indeg.shape[0], i, j, best, v, s, e, nready = 0, pos = 0
+    cdef int32_t* miss = <int32_t*>malloc(max(q, 1) * sizeof(int32_t))
+    cdef int32_t* ready = <int32_t*>malloc(max(q, 1) * sizeof(int32_t))
+    with nogil:
+        for i in range(q):
+            miss[i] = indeg[i]
+            if miss[i] == 0:
+                ready[nready] = i
+                nready += 1
+        while nready > 0:
+            if lifo:
+                best = nready - 1
+            else:
+                best = 0
+                for j in range(1, nready):
+                    if key[ready[j]] < key[ready[best]]:
+                        best = j
+            v = ready[best]
+            ready[best] = ready[nready - 1]
+            nready -= 1
+            out[pos] = v
+            pos += 1
+            for e in range(succ_ptr[v], succ_ptr[v + 1]):
+                s = succ_idx[e]
+                miss[s] -= 1
+                if miss[s] == 0:
+                    ready[nready] = s
+                    nready += 1
+    free(miss); free(ready)
+    return pos
+
+
+def heights(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
+            const double[::1] work, double[::1] out):
+    """Heaviest path from each node to a sink (node indices must be topological). O(q + m)."""
+    cdef int32_t q = work.shape[0], v, e
+    cdef double h
+    with nogil:
+        for v in range(q - 1, -1, -1):
+            h = 0.0
+            for e in range(succ_ptr[v], succ_ptr[v + 1]):
+                if out[succ_idx[e]] > h:
+                    h = out[succ_idx[e]]
+            out[v] = work[v] + h
+
+
+# ----------------------------------------------------------------------------- incremental cost
+cdef struct Inc:
+    const int32_t* pptr      # original predecessor CSR
+    const int32_t* pidx
+    const int32_t* outdeg    # original out-degree
+    const double* comm
+    const int32_t* mptr      # members of each quotient node (original ids)
+    const int32_t* midx
+    const int32_t* qof       # quotient node of each original node
+    unsigned char* state     # 1 while the original node is in S
+    int32_t* outc            # for x in S: successors of x outside S
+    int32_t* rc              # for u in I: successors of u inside S
+
+
+cdef inline void _inc_add(Inc* c, int32_t v, double* recv, double* send) noexcept nogil:
+    """Add quotient node v (all members) to S; update received / sent communication.
+
+    Predecessors of S lie in J = I + S, so a predecessor not flagged in S is in I:
+    it starts sending to S when its receive counter goes 0 -> 1. A producer in S
+    stops sending when its out-counter reaches 0. O(sum of member in-degrees).
+    """
+    cdef int32_t a = c.mptr[v], b = c.mptr[v + 1], i, x, u, e
+    cdef double r = recv[0], s = send[0]
+    for i in range(a, b):
+        x = c.midx[i]
+        c.state[x] = 1
+        c.outc[x] = c.outdeg[x]
+    for i in range(a, b):
+        x = c.midx[i]
+        for e in range(c.pptr[x], c.pptr[x + 1]):
+            u = c.pidx[e]
+            if c.state[u]:
+                c.outc[u] -= 1
+                if c.outc[u] == 0 and c.qof[u] != v:
+                    s -= c.comm[u]
+            else:
+                c.rc[u] += 1
+                if c.rc[u] == 1:
+                    r += c.comm[u]
+    for i in range(a, b):
+        x = c.midx[i]
+        if c.outc[x] > 0:
+            s += c.comm[x]
+    recv[0] = r
+    send[0] = s
+
+
+cdef inline void _inc_undo(Inc* c, int32_t v) noexcept nogil:
+    """Reverse ``_inc_add(v)`` on the counters (costs are restored from the DFS stack)."""
+    cdef int32_t a = c.mptr[v], b = c.mptr[v + 1], i, x, u, e
+    for i in range(a, b):
+        x = c.midx[i]
+        for e in range(c.pptr[x], c.pptr[x + 1]):
+            u = c.pidx[e]
+            if c.state[u]:
+                c.outc[u] += 1
+            else:
+                c.rc[u] -= 1
+    for i in range(a, b):
+        c.state[c.midx[i]] = 0
+
+
+cdef enum:
+    EMPTY = -2           # parent marker: stage b of this ideal is empty
+
+
+cdef class IdealKernel:
+    """Incremental stage costs over the original graph, the chain DP and the ideal DP.
+
+    Holds raw pointers into arrays it keeps alive. ``run`` processes ideals in
+    size order in chunks so Python can check the time budget between chunks.
+    """
+    cdef Inc inc
+    cdef list _keep
+    cdef int32_t q, k
+    cdef double cap_hard, cap_prune, slack
+    cdef const double* qwork
+    cdef const double* qmem
+    # DP state
+    cdef int64_t N
+    cdef const int64_t* fr_ptr
+    cdef const int32_t* fr_v
+    cdef const int32_t* fr_next
+    cdef const int64_t* fr_start
+    cdef const double* rem_work
+    cdef const double* rem_mem
+    cdef double* D
+    cdef int32_t* par
+    cdef int32_t* st_J
+    cdef int32_t* st_v
+    cdef int64_t* st_pos
+    cdef double* st_w
+    cdef double* st_m
+    cdef double* st_r
+    cdef double* st_s
+    cdef int32_t* act_b
+    cdef double* act_val
+    cdef double* thr_w
+    cdef double* thr_m
+    cdef public double ub
+    cdef public int64_t pairs, expanded, examined
+
+    def __init__(self, pred_ptr, pred_idx, outdeg, comm, mptr, midx, qof, qwork, qmem,
+                 int k, double cap_hard, double cap_prune, double slack):
+        import numpy as np
+        n = len(outdeg)
+        self._keep = [np.ascontiguousarray(a) for a in
+                      (pred_ptr, pred_idx, outdeg, comm, mptr, midx, qof, qwork, qmem)]
+        # never hand out pointers into empty arrays
+        self._keep = [a if a.size else np.zeros(1, dtype=a.dtype) for a in self._keep]
+        state = np.zeros(n, dtype=np.uint8)
+        outc = np.zeros(n, dtype=np.int32)
+        rc = np.zeros(n, dtype=np.int32)
+        self._keep += [state, outc, rc]
+        cdef const int32_t[::1] a_pptr = self._keep[0]
+        cdef const int32_t[::1] a_pidx = self._keep[1]
+        cdef const int32_t[::1] a_outdeg = self._keep[2]
+        cdef const double[::1] a_comm = self._keep[3]
+        cdef const int32_t[::1] a_mptr = self._keep[4]
+        cdef const int32_t[::1] a_midx = self._keep[5]
+        cdef const int32_t[::1] a_qof = self._keep[6]
+        cdef const double[::1] a_qwork = self._keep[7]
+        cdef const double[::1] a_qmem = self._keep[8]
+        cdef unsigned char[::1] a_state = state
+        cdef int32_t[::1] a_outc = outc
+        cdef int32_t[::1] a_rc = rc
+        self.inc.pptr = &a_pptr[0]
+        self.inc.pidx = &a_pidx[0]
+        self.inc.outdeg = &a_outdeg[0]
+        self.inc.comm = &a_comm[0]
+        self.inc.mptr = &a_mptr[0]
+        self.inc.midx = &a_midx[0]
+        self.inc.qof = &a_qof[0]
+        self.inc.state = &a_state[0]
+        self.inc.outc = &a_outc[0]
+        self.inc.rc = &a_rc[0]
+        self.qwork = &a_qwork[0]
+        self.qmem = &a_qmem[0]
+        self.q = len(qwork)
+        self.k = k
+        self.cap_hard = cap_hard
+        self.cap_prune = cap_prune
+        self.slack = slack
+        self.ub = INF
+        self.pairs = 0
+        self.expanded = 0
+        self.examined = 0
+        self.N = 0
+
+    # ------------------------------------------------------------------ chain DP
+    def chain(self, const int32_t[::1] order, int32_t[::1] stage_out):
+        """Optimal k-slicing of one topological ``order`` of the quotient.
+
+        E[b][j] = min(E[b-1][j], min_{i<j} max(E[b-1][i], f(order[i:j]))) with f
+        computed incrementally while j grows from i: O(q^2 * deg + q^2 * k) time,
+        O(q * k) memory. Segments over the memory cap are cut (mem grows with j),
+        and so are segments whose work + received communication (both grow with
+        j) exceed ``self.ub``, the best bottleneck already known. Writes the stage
+        of every quotient node and returns the bottleneck (inf if no slicing
+        meets the cap or beats ``self.ub``).
+        """
+        cdef int32_t q = self.q, k = self.k, i, j, b, v
+        cdef double w, m, r, s, f, val
+        cdef double* E = <double*>malloc((k + 1) * (q + 1) * sizeof(double))
+        cdef int32_t* P = <int32_t*>malloc((k + 1) * (q + 1) * sizeof(int32_t))
+        cdef double best, cut = self.ub + self.slack * (self.ub if self.ub > 1.0 else 1.0)
+        with nogil:
+            for b in range(k + 1):
+                for j in range(q + 1):
+                    E[b * (q + 1) + j] = INF
+                    P[b * (q + 1) + j] = -1
+            E[0] = 0.0
+            for i in range(q + 1):
+                # finalize column i: empty stages
+                for b in range(1, k + 1):
+                    if E[(b - 1) * (q + 1) + i] < E[b * (q + 1) + i]:
+                        E[b * (q + 1) + i] = E[(b - 1) * (q + 1) + i]
+                        P[b * (q + 1) + i] = EMPTY
+                w = 0.0; m = 0.0; r = 0.0; s = 0.0
+                j = i
+                while j < q:
+                    v = order[j]
+                    m += self.qmem[v]
+                    if m > self.cap_hard:
+                        break
+                    w += self.qwork[v]
+                    if w + r > cut:
+                        break
+                    _inc_add(&self.inc, v, &r, &s)
+                    j += 1
+                    if w + r > cut:
+                        break
+                    f = w + r + s
+                    for b in range(1, k + 1):
+                        val = E[(b - 1) * (q + 1) + i]
+                        if f > val:
+                            val = f
+                        if val < E[b * (q + 1) + j]:
+                            E[b * (q + 1) + j] = val
+                            P[b * (q + 1) + j] = i
+                while j > i:
+                    j -= 1
+                    _inc_undo(&self.inc, order[j])
+            best = E[k * (q + 1) + q]
+            if best < INF:
+                j = q
+                b = k
+                while b > 0:
+                    i = P[b * (q + 1) + j]
+                    if i == EMPTY:
+                        b -= 1
+                        continue
+                    while j > i:
+                        j -= 1
+                        stage_out[order[j]] = b - 1
+                    b -= 1
+        free(E); free(P)
+        return best
+
+    # ------------------------------------------------------------------ ideal DP
+    def setup_dp(self, const int64_t[::1] fr_ptr, const int32_t[::1] fr_v,
+                 const int32_t[::1] fr_next, const int64_t[::1] fr_start,
+                 const double[::1] rem_work, const double[::1] rem_mem,
+                 double[::1] D, int32_t[::1] par, double ub):
+        """Attach the ideal lattice and the DP tables (D: N*(k+1), par: N*k)."""
+        import numpy as np
+        self._keep += [fr_ptr, fr_v, fr_next, fr_start, rem_work, rem_mem, D, par]
+        self.N = rem_work.shape[0]
+        self.fr_ptr = &fr_ptr[0]
+        self.fr_v = &fr_v[0]
+        self.fr_next = &fr_next[0]
+        self.fr_start = &fr_start[0]
+        self.rem_work = &rem_work[0]
+        self.rem_mem = &rem_mem[0]
+        self.D = &D[0]
+        self.par = &par[0]
+        st_i = np.zeros(2 * (self.q + 2), dtype=np.int32)
+        st_p = np.zeros(self.q + 2, dtype=np.int64)
+        st_d = np.zeros(4 * (self.q + 2), dtype=np.float64)
+        self._keep += [st_i, st_p, st_d]
+        cdef int32_t[::1] a_i = st_i
+        cdef int64_t[::1] a_p = st_p
+        cdef double[::1] a_d = st_d
+        self.st_J = &a_i[0]
+        self.st_v = &a_i[self.q + 2]
+        self.st_pos = &a_p[0]
+        self.st_w = &a_d[0]
+        self.st_m = &a_d[self.q + 2]
+        self.st_r = &a_d[2 * (self.q + 2)]
+        self.st_s = &a_d[3 * (self.q + 2)]
+        act_i = np.zeros(self.k + 1, dtype=np.int32)
+        act_d = np.zeros(3 * (self.k + 1), dtype=np.float64)
+        self._keep += [act_i, act_d]
+        cdef int32_t[::1] a_ai = act_i
+        cdef double[::1] a_ad = act_d
+        self.act_b = &a_ai[0]
+        self.act_val = &a_ad[0]
+        self.thr_w = &a_ad[self.k + 1]
+        self.thr_m = &a_ad[2 * (self.k + 1)]
+        self.ub = ub
+
+    def run(self, int64_t start, int64_t pair_quota):
+        """Process ideals start, start+1, ... until ``pair_quota`` more pairs were
+        relaxed (or all are done); return the next ideal to process."""
+        cdef int64_t i = start, target = self.pairs + pair_quota
+        with nogil:
+            while i < self.N and self.pairs < target:
+                self._process(i)
+                i += 1
+        return i
+
+    cdef void _process(self, int64_t I) noexcept nogil:
+        cdef int32_t k = self.k, k1 = self.k + 1, b, nact = 0, t, d, v
+        cdef double* Drow = self.D + I * k1
+        cdef double ubt, x, prev, w, m, r, s, f, val, ubcut
+        cdef int32_t* act_b = self.act_b
+        cdef double* act_val = self.act_val
+        cdef double* thr_w = self.thr_w
+        cdef double* thr_m = self.thr_m
+        cdef int64_t e, end, Jc, V = self.N - 1
+        cdef int32_t* par = self.par
+        cdef double* D = self.D
+        # 1) empty stages: D[b][I] <= D[b-1][I]; D[.][I] is final from here on
+        for b in range(1, k + 1):
+            if Drow[b - 1] < Drow[b]:
+                Drow[b] = Drow[b - 1]
+                par[I * k + b - 1] = EMPTY
+        if I == V:
+            if Drow[k] < self.ub:
+                self.ub = Drow[k]
+            return
+        # 2) stage counts worth extending: breakpoints of the non-increasing D[.][I]
+        # that are <= UB and leave a remainder coverable by the stages still left
+        ubt = self.ub + self.slack * (self.ub if self.ub > 1.0 else 1.0)
+        prev = INF
+        for b in range(1, k + 1):
+            x = Drow[b - 1]
+            if x < prev and x <= ubt:
+                if (self.rem_work[I] <= (k - b + 1) * ubt
+                        and self.rem_mem[I] <= (k - b + 1) * self.cap_prune):
+                    act_b[nact] = b
+                    act_val[nact] = x
+                    if b < k:
+                        thr_w[nact] = (k - b) * ubt
+                        thr_m[nact] = (k - b) * self.cap_prune
+                    else:
+                        thr_w[nact] = -1.0   # last stage must end at V
+                        thr_m[nact] = -1.0
+                    nact += 1
+            if x < prev:
+                prev = x
+        if nact == 0:
+            return
+        self.expanded += 1
+        # 3) DFS over supersets J of I, canonical order (added indices increase)
+        d = 0
+        self.st_J[0] = <int32_t>I
+        self.st_pos[0] = self.fr_ptr[I]
+        self.st_w[0] = 0.0
+        self.st_m[0] = 0.0
+        self.st_r[0] = 0.0
+        self.st_s[0] = 0.0
+        while d >= 0:
+            e = self.st_pos[d]
+            end = self.fr_ptr[self.st_J[d] + 1]
+            if e >= end:
+                if d > 0:
+                    _inc_undo(&self.inc, self.st_v[d])
+                d -= 1
+                continue
+            self.st_pos[d] = e + 1
+            self.examined += 1
+            v = self.fr_v[e]
+            m = self.st_m[d] + self.qmem[v]
+            if m > self.cap_hard:           # mem(S) only grows below this child
+                continue
+            w = self.st_w[d] + self.qwork[v]
+            ubcut = self.ub + self.slack * (self.ub if self.ub > 1.0 else 1.0)
+            if w + self.st_r[d] > ubcut:    # work + received comm only grow
+                continue
+            r = self.st_r[d]
+            s = self.st_s[d]
+            _inc_add(&self.inc, v, &r, &s)
+            if w + r > ubcut:
+                _inc_undo(&self.inc, v)
+                continue
+            f = w + r + s
+            Jc = self.fr_next[e]
+            self.pairs += 1
+            if f <= ubcut:
+                for t in range(nact):
+                    val = act_val[t]
+                    if f > val:
+                        val = f
+                    b = act_b[t]
+                    if val < D[Jc * k1 + b]:
+                        if thr_w[t] < 0.0:
+                            if Jc != V:
+                                continue
+                        elif self.rem_work[Jc] > thr_w[t] or self.rem_mem[Jc] > thr_m[t]:
+                            continue
+                        D[Jc * k1 + b] = val
+                        par[Jc * k + b - 1] = <int32_t>I
+                        if Jc == V and val < self.ub:
+                            self.ub = val
+            d += 1
+            self.st_J[d] = <int32_t>Jc
+            self.st_v[d] = v
+            self.st_pos[d] = self.fr_start[e]
+            self.st_w[d] = w
+            self.st_m[d] = m
+            self.st_r[d] = r
+            self.st_s[d] = s

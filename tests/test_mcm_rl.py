@@ -1,0 +1,89 @@
+"""RL policy: features, a short deterministic training run that improves, checkpoints, transfer API."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch (extra 'rl') is not installed")
+
+from pipecore.generators import dnn_like, layered_dag  # noqa: E402
+from pipecore.mcm import MCMConfig, MCMProblem, preset  # noqa: E402
+from pipecore.mcm.policy import (  # noqa: E402
+    N_FEATURES, ChipPolicy, GraphTensors, load_checkpoint, node_features, save_checkpoint)
+from pipecore.mcm.train import TrainConfig, Trainer, rl_search, train  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _tiny():
+    g = dnn_like(3, seed=0)  # 32 nodes
+    return MCMProblem(g, preset("ring-4").sized_for(g, 1.5))
+
+
+def test_features_are_normalised():
+    p = _tiny()
+    f = node_features(p)
+    assert f.shape == (p.graph.n, N_FEATURES) and f.dtype == np.float32
+    assert np.isfinite(f).all() and f.min() >= 0 and f.max() <= 1 + 1e-6
+    order = p.graph.topological_order()
+    assert np.all(np.diff(f[order, 7]) > 0)  # topological position
+    assert np.all(np.diff(f[order, 8]) >= 0)  # cumulative work
+
+
+@pytest.mark.parametrize("head", ["ordinal", "categorical"])
+def test_short_training_improves_reward_and_is_deterministic(head):
+    p = _tiny()
+
+    def run():
+        cfg = TrainConfig(batch=16, seed=0, lr=5e-3)
+        return train([p], 640, config=cfg, head=head, hidden=32, rounds=2)
+
+    tr = run()
+    r = np.array(tr.logs[0].mean_reward)
+    assert r.size == 40
+    assert r[-5:].mean() > r[:5].mean() + 0.1, r
+    assert np.array_equal(r, np.array(run().logs[0].mean_reward))  # same seed, same run
+    res = tr.result(0)
+    assert res.chip is not None and not p.violations(res.chip)
+    assert res.bottleneck == pytest.approx(p.evaluate(res.chip)[0][0])
+    assert np.all(np.diff(res.trace_best) <= 0)
+
+
+def test_checkpoint_roundtrip(tmp_path):
+    p = _tiny()
+    tr = train([p], 64, config=TrainConfig(batch=16, seed=3), hidden=16, rounds=1, heads=2)
+    path = tmp_path / "policy.pt"
+    tr.save(str(path))
+    policy, extra = load_checkpoint(str(path))
+    assert extra["steps"] == 4
+    t = GraphTensors(p)
+    with torch.no_grad():
+        assert torch.equal(policy(t), tr.policy(t))
+    # resume training from the checkpoint, optimizer state included
+    opt = torch.optim.Adam(policy.parameters(), lr=1e-3)
+    policy2, _ = load_checkpoint(str(path), optimizer=opt)
+    Trainer(policy2, [p], TrainConfig(batch=16), optimizer=opt).run(32)
+    with pytest.raises(ValueError):
+        torch.save({"format": "other"}, tmp_path / "bad.pt")
+        load_checkpoint(str(tmp_path / "bad.pt"))
+
+
+def test_transfer_api_pretrain_then_finetune(tmp_path):
+    corpus = [MCMProblem(g, MCMConfig(4)) for g in (dnn_like(3, seed=1), layered_dag(40, seed=2))]
+    tr = train(corpus, 128, config=TrainConfig(batch=16, seed=0), hidden=16, rounds=1, heads=2,
+               checkpoint=str(tmp_path / "pre.pt"))
+    assert all(log.samples == 64 for log in tr.logs)
+    target = MCMProblem(dnn_like(4, seed=9), MCMConfig(4))
+    ft = rl_search(target, 64, policy=str(tmp_path / "pre.pt"), config=TrainConfig(batch=16))
+    assert ft.method == "rl-finetune" and ft.evaluations == 64 and ft.chip is not None
+    with pytest.raises(ValueError):  # chip count must match the policy
+        Trainer(tr.policy, [MCMProblem(dnn_like(3), MCMConfig(8))])
+
+
+def test_policy_rejects_bad_head():
+    with pytest.raises(ValueError):
+        ChipPolicy(4, head="nope")
