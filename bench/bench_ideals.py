@@ -20,6 +20,26 @@ Cases: each MSR graph at its file's k and mem_cap; ``wide`` (bench/graphs.py,
 (no heuristic upper bound to prune with: ~765 M pairs, the reference's full
 workload); ``wider-capped`` (12 branches per block, ~70 M ideals) shows
 the clean stop at the default ideal cap.
+
+Measured (2026-11-24, 2 shared cores under load from other jobs; pipecore 3 runs
+each, best / median; reference = artifact DP built with g++ -O3, one run each;
+``python bench/bench_ideals.py --repeat 3 --reference /tmp/refdp/dp``):
+
+| case | ideals | pairs | pipecore in-process solve | pipecore process wall / peak RSS | reference wall / peak RSS |
+|---|---|---|---|---|---|
+| layer_bert24_inference | 30 | 54 | 0.001 s, +0.6 MB | 0.28 s / 32 MB | 0.01 s / 4 MB |
+| layer_gnmt_inference | 17,914 | 4.4 M | 0.17 s, +3.9 MB | 0.45 s / 36 MB | 21.1 s / 536 MB |
+| layer_resnet50_inference | 242 | 783 | 0.001 s, +0.6 MB | 0.28 s / 33 MB | 0.15 s / 5 MB |
+| op_bert_l-3_inference | 1,428 | 0.6 M | 0.024 s, +0.6 MB | 0.30 s / 33 MB | 1.15 s / 29 MB |
+| op_resnet50_inference | 241 | 3,179 | 0.002 s, +0.6 MB | 0.27 s / 33 MB | 0.20 s / 6 MB |
+| wide (warm start) | 40,806 | 4.0 M | 0.11 s, +10 MB | 0.37 s / 48 MB | killed at 150 s, 1.7 GB and growing |
+| wide (no warm start) | 40,806 | 765 M | 20.3 s, +10 MB | 20.4 s / 48 MB | (issue: > 10 min, > 7 GB) |
+| wider-capped (12 branches) | > 5 M | - | stops at max_ideals in 0.16 s | 0.40 s / 38 MB | - |
+
+A Python process costs ~0.15-0.3 s and ~28 MB (interpreter + numpy) before
+pipecore runs, which is more than the whole C++ run on the three smallest graphs;
+the solver itself is 30-150x faster than the reference on every shared graph and
+needs at most a few MB.
 """
 from __future__ import annotations
 

@@ -153,8 +153,10 @@ def test_class_stage_and_instance_with_groups():
 
 
 @pytest.mark.parametrize("name", ["layer_bert24_inference", "layer_gnmt_inference",
-                                  "layer_resnet50_inference", "op_bert_l-3_inference"])
+                                  "layer_resnet50_inference", "op_bert_l-3_inference",
+                                  pytest.param("op_resnet50_inference", marks=pytest.mark.slow)])
 def test_exact_mip_closes_msr_graphs(name):
+    """The MIP alone (no DP) closes every shared graph at its reference k and cap."""
     ref = msr_reference()[name]
     g = load_graph(msr_path(name))
     cap = g.metadata.get("mem_cap")

@@ -55,3 +55,13 @@ def test_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "pipecore.cli", "models"], capture_output=True,
                          text=True, check=True).stdout
     assert "(default)" in out
+
+
+def test_method_options_reach_the_method(capsys):
+    graph = str(msr_path("layer_gnmt_inference"))
+    code, out, _ = run(capsys, "solve", graph, "--method", "ideals", "-O", "max_ideals=10",
+                       "--json", "--time-limit", "30")
+    res = json.loads(out)
+    assert code == 0 and "max_ideals=10" in res["message"]
+    code, _, err = run(capsys, "solve", graph, "-O", "no-equals-sign")
+    assert code == 2 and "key=value" in err

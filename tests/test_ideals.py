@@ -161,6 +161,27 @@ def test_warm_start_partition_is_used(prob):
 
 
 @settings(max_examples=60)
+@given(problems(groups=True, caps=True))
+def test_warm_start_slicing_is_a_valid_upper_bound(prob):
+    """The chain-DP incumbent is valid, priced exactly, and never below the optimum."""
+    g, k, cap = prob
+    cap, ok = _feasible_cap(g, k, cap)
+    if not ok:
+        return
+    p = ideals._Problem(g, cap)
+    kern = p.kernel(min(k, p.q), cap)
+    ub, stage_q = ideals._initial_upper_bound(p, kern, min(k, p.q), seed=1)
+    best, _ = brute_force(g, k, cap)
+    if stage_q is None:
+        assert math.isinf(ub)
+        return
+    part = p.expand(stage_q, k)
+    assert is_valid_reference(g, part.stage, k, cap)
+    assert ub == pytest.approx(max(reference_stage_costs(g, part.stage, k)), rel=1e-9, abs=1e-12)
+    assert ub >= best * (1 - 1e-9)
+
+
+@settings(max_examples=60)
 @given(small_graphs(max_nodes=8, groups=True))
 def test_group_labels_match_contract(g):
     """The scipy-free class labelling is the same partition of the nodes as contract()."""

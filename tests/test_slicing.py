@@ -211,3 +211,18 @@ def test_slice_order_infeasible_cap_returns_none():
     g = Graph(3, [0, 1], [1, 2], [1, 1, 1], mem=[2, 2, 2])
     val, part = slice_order(g, [0, 1, 2], 2, mem_cap=3.0)  # passes the necessary checks? 6 <= 6
     assert part is None and math.isinf(val)
+
+
+def test_group_with_internal_edges_against_index_order():
+    """Regression: a class whose members are not in index order topologically (3 -> 2 -> 1)
+    must still be expanded in a topological order, or the segment sweep miscounts."""
+    g = Graph(4, [0, 0, 0, 2, 3, 3], [1, 2, 3, 1, 1, 2], [0.5, 1.5, 0.5, 4.5],
+              [2.5, 0.75, 5.0, 1.5], group=[1, 0, 0, 0])
+    con = g.contract()
+    order = expand_order(con, [1, 0])
+    pos = np.empty(4, dtype=int)
+    pos[order] = np.arange(4)
+    assert np.all(pos[g.src] < pos[g.dst])
+    opt, _ = brute_force(g, 2)
+    val, stage, _ = _make_slicer(g, con, 2, None).slice_order(order)
+    assert val == pytest.approx(opt) == 7.0

@@ -134,7 +134,8 @@ def _cmd_solve(args) -> int:
     bar = None if (args.json or args.quiet) else ProgressBar(f"solve k={k}")
     try:
         res = solve(graph, k, method=args.method, mem_cap=_mem_cap(args, graph),
-                    time_limit=args.time_limit, seed=args.seed, progress=bar)
+                    time_limit=args.time_limit, seed=args.seed, progress=bar,
+                    **_options(args.option))
     finally:
         if bar is not None:
             bar.close()
@@ -145,6 +146,20 @@ def _cmd_solve(args) -> int:
     else:
         _print_result(res)
     return 0 if res.partition is not None else 2
+
+
+def _options(pairs: Sequence[str]) -> dict:
+    """Parse ``-O key=value`` method options; values are read as JSON when they parse."""
+    out = {}
+    for item in pairs or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"-O expects key=value (e.g. -O max_ideals=100000), got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 def _cmd_models(args) -> int:
@@ -228,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("-o", "--output", help="write the partition to this JSON file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-O", "--option", action="append", metavar="KEY=VALUE",
+                   help="a method option, e.g. -O max_ideals=100000 -O population=64 (repeatable)")
     _add_cap_args(p)
     p.set_defaults(func=_cmd_solve)
 

@@ -112,14 +112,17 @@ def solve(graph: Graph, k: int, *, method: str = "auto", mem_cap: float | None =
     else:
         fn = get_method(method)
         # one budget: leave a share for the certificate unless the method bounds itself
-        sub = budget.sub(_METHOD_SHARE) if (bounds and time_limit is not None
-                                            and method != "mip") else budget
+        share = _METHOD_SHARE if _mip_bounds_apply(graph) else _NO_MIP_SHARE
+        sub = budget.sub(share) if (bounds and time_limit is not None
+                                    and method != "mip") else budget
         result = fn(graph, k, mem_cap=cap, budget=sub, seed=seed, progress=progress, **options)
         result.timings.setdefault(method, time.perf_counter() - t0)
     if polish and result.partition is not None:
         result = _post_step("pipecore.algorithms.local_search", "polish_result", result,
                             mem_cap=cap, budget=budget, seed=seed)
-    if bounds and result.status != "interrupted":  # Ctrl-C: answer now, no certificate run
+    if bounds:  # after Ctrl-C only the instant combinatorial bound, no MIPs
+        if result.status == Status.INTERRUPTED:
+            cert_opts["mip"] = False
         result = _post_step("pipecore.bounds", "certify", result, graph=graph, k=k,
                             mem_cap=cap, budget=budget, method=method, **cert_opts)
     result.wall_time = time.perf_counter() - t0
@@ -139,6 +142,19 @@ _METHOD_SHARE = 0.6
 
 #: share of the (remaining) budget given to each upper-bound stage of ``auto``.
 _AUTO_SHARES = {"ideals": 0.3, "slicegraph": 0.4}
+
+
+#: share for the upper bound when the certificate will be combinatorial only (no MIPs).
+_NO_MIP_SHARE = 0.95
+
+
+def _mip_bounds_apply(graph) -> bool:
+    """Whether the certificate step will run MIPs on this graph (else it takes ~no time)."""
+    try:
+        from .bounds import MIP_MAX_CLASSES
+    except ImportError:
+        return False
+    return graph.n <= MIP_MAX_CLASSES
 
 
 #: ``auto`` skips the exact DP when the graph has more ideals than this (counted with a cap,
@@ -170,7 +186,10 @@ def _auto(graph, k, cap, budget, seed, progress, options):
             continue  # baselines only when nothing better produced a partition
         if name == "ideals" and _too_many_ideals(graph, cap):
             continue
-        sub = budget.sub(_AUTO_SHARES.get(name, 0.05))
+        share = _AUTO_SHARES.get(name, 0.05)
+        if name == "slicegraph" and not _mip_bounds_apply(graph):
+            share = _NO_MIP_SHARE
+        sub = budget.sub(share)
         t = time.perf_counter()
         try:
             res = get_method(name)(graph, k, mem_cap=cap, budget=sub, seed=seed,

@@ -453,19 +453,31 @@ cdef class IdealKernel:
         """Optimal k-slicing of one topological ``order`` of the quotient.
 
         E[b][j] = min(E[b-1][j], min_{i<j} max(E[b-1][i], f(order[i:j]))) with f
-        computed incrementally while j grows from i: O(q^2 * deg + q^2 * k) time,
-        O(q * k) memory. Segments over the memory cap are cut (mem grows with j),
-        and so are segments whose work + received communication (both grow with
-        j) exceed ``self.ub``, the best bottleneck already known. Writes the stage
-        of every quotient node and returns the bottleneck (inf if no slicing
-        meets the cap or beats ``self.ub``).
+        computed incrementally while j grows from i: O(q^2 * deg + q^2 * k) time
+        in the worst case, O(q * k) memory. The ideal DP's exact cuts apply with
+        UB = ``self.ub`` (the best bottleneck already known): segments over the
+        memory cap or whose work + received communication (both grow with j)
+        exceed UB are cut; only strict breakpoints of E[.][i] are extended, and
+        only when the rest of the order fits in the remaining stages (work <= UB,
+        mem <= cap each). Writes the stage of every quotient node and returns the
+        bottleneck (inf if no slicing meets the cap or beats ``self.ub``).
         """
-        cdef int32_t q = self.q, k = self.k, i, j, b, v
-        cdef double w, m, r, s, f, val
+        cdef int32_t q = self.q, k = self.k, i, j, b, v, t, nact
+        cdef double w, m, r, s, f, val, x, prev
         cdef double* E = <double*>malloc((k + 1) * (q + 1) * sizeof(double))
         cdef int32_t* P = <int32_t*>malloc((k + 1) * (q + 1) * sizeof(int32_t))
+        cdef double* pw = <double*>malloc((q + 1) * sizeof(double))
+        cdef double* pm = <double*>malloc((q + 1) * sizeof(double))
+        cdef int32_t* act_b = <int32_t*>malloc((k + 1) * sizeof(int32_t))
+        cdef double* act_val = <double*>malloc((k + 1) * sizeof(double))
         cdef double best, cut = self.ub + self.slack * (self.ub if self.ub > 1.0 else 1.0)
+        cdef double capp = self.cap_prune
         with nogil:
+            pw[0] = 0.0
+            pm[0] = 0.0
+            for j in range(q):
+                pw[j + 1] = pw[j] + self.qwork[order[j]]
+                pm[j + 1] = pm[j] + self.qmem[order[j]]
             for b in range(k + 1):
                 for j in range(q + 1):
                     E[b * (q + 1) + j] = INF
@@ -477,6 +489,22 @@ cdef class IdealKernel:
                     if E[(b - 1) * (q + 1) + i] < E[b * (q + 1) + i]:
                         E[b * (q + 1) + i] = E[(b - 1) * (q + 1) + i]
                         P[b * (q + 1) + i] = EMPTY
+                if i == q:
+                    break
+                nact = 0
+                prev = INF
+                for b in range(1, k + 1):
+                    x = E[(b - 1) * (q + 1) + i]
+                    if x < prev and x <= cut \
+                            and pw[q] - pw[i] <= (k - b + 1) * cut \
+                            and pm[q] - pm[i] <= (k - b + 1) * capp:
+                        act_b[nact] = b
+                        act_val[nact] = x
+                        nact += 1
+                    if x < prev:
+                        prev = x
+                if nact == 0:
+                    continue
                 w = 0.0; m = 0.0; r = 0.0; s = 0.0
                 j = i
                 while j < q:
@@ -492,8 +520,16 @@ cdef class IdealKernel:
                     if w + r > cut:
                         break
                     f = w + r + s
-                    for b in range(1, k + 1):
-                        val = E[(b - 1) * (q + 1) + i]
+                    if f > cut:
+                        continue
+                    for t in range(nact):
+                        b = act_b[t]
+                        if b < k:
+                            if pw[q] - pw[j] > (k - b) * cut or pm[q] - pm[j] > (k - b) * capp:
+                                continue
+                        elif j != q:
+                            continue
+                        val = act_val[t]
                         if f > val:
                             val = f
                         if val < E[b * (q + 1) + j]:
@@ -515,7 +551,7 @@ cdef class IdealKernel:
                         j -= 1
                         stage_out[order[j]] = b - 1
                     b -= 1
-        free(E); free(P)
+        free(E); free(P); free(pw); free(pm); free(act_b); free(act_val)
         return best
 
     # ------------------------------------------------------------------ ideal DP

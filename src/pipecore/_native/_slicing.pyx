@@ -300,7 +300,12 @@ cdef class Slicer:
         self.pred_ptr, self.pred_idx = g.pred_ptr, g.pred_idx
         self.work, self.comm, self.mem = g.work, g.comm, g.mem
         self.node_map = contraction.node_map
-        self.member_ptr, self.member_idx = contraction.member_ptr, contraction.member_idx
+        self.member_ptr = contraction.member_ptr
+        # members of each class in a topological order of the original graph: the segment
+        # cost sweep needs the expanded order to be topological (edges inside a class too)
+        topo = np.asarray(g.topological_order())
+        self.member_idx = np.ascontiguousarray(
+            topo[np.argsort(np.asarray(contraction.node_map)[topo], kind="stable")], dtype=np.int32)
         self.q_succ_ptr, self.q_succ_idx, self.q_pred_ptr = cq.succ_ptr, cq.succ_idx, cq.pred_ptr
         n = self.n
         self.pos = np.empty(n, dtype=np.int32)

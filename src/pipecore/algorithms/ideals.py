@@ -190,6 +190,7 @@ class _Problem:
         else:
             con = graph.contract()
         quo = con.graph
+        self.cap = cap
         topo = quo.topological_order()
         rank = np.empty(quo.n, dtype=np.int32)
         rank[topo] = np.arange(quo.n, dtype=np.int32)
@@ -276,6 +277,17 @@ def _orders(prob: _Problem, seed: int | None, n_random: int) -> list[np.ndarray]
 def _initial_upper_bound(prob: _Problem, kern, k: int, seed, n_random: int = 6):
     """Best optimal k-slicing over a few topological orders (O(q^2 deg) each)."""
     best, best_stage = math.inf, None
+    # O(n + m) seed for the cut: cut the first order at work quantiles (GPipe-style)
+    w = prob.qwork
+    if prob.total_work > 0:
+        mid = np.cumsum(w) - 0.5 * w
+        seed_stage = np.minimum((mid * k / prob.total_work).astype(np.int64), k - 1)
+        seed_stage = seed_stage.astype(np.int32)
+        part = prob.expand(seed_stage, k)
+        cap = prob.cap
+        if cap is None or np.bincount(seed_stage, weights=prob.qmem, minlength=k).max() \
+                <= cap * (1 + _MEM_TOL):
+            best, best_stage = part.bottleneck, seed_stage
     stage = np.zeros(prob.q, dtype=np.int32)
     for order in _orders(prob, seed, n_random):
         kern.ub = best                 # later orders only look for strictly better slicings

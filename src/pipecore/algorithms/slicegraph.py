@@ -27,7 +27,7 @@ from ..graph import Graph, check_k, check_mem_cap
 from ..partition import Partition
 from ..result import SolveResult, Status
 
-__all__ = ["slice_order", "solve_slicegraph", "seed_orders", "expand_order"]
+__all__ = ["slice_order", "solve_slicegraph", "seed_orders", "expand_order", "topo_members"]
 
 
 def _make_slicer(graph: Graph, con, k: int, mem_cap, max_store: int = 20_000_000):
@@ -77,13 +77,22 @@ def slice_order(graph: Graph, order, k: int, mem_cap: float | None = None
     return float(val), Partition(graph, stage, k)
 
 
+def topo_members(con) -> np.ndarray:
+    """Members of every class (layout of ``con.member_ptr``) in a topological order of the
+    original graph, so that expanding a quotient order gives a topological order. O(n)."""
+    order = np.asarray(con.original.topological_order())
+    return np.ascontiguousarray(order[np.argsort(con.node_map[order], kind="stable")],
+                                dtype=np.int32)
+
+
 def expand_order(con, qorder) -> np.ndarray:
-    """Original-node order from a quotient order (each class's members contiguous). O(n)."""
+    """Topological order of the original nodes from a quotient order: classes contiguous,
+    members of a class in topological order. O(n)."""
     qorder = np.asarray(qorder, dtype=np.int64)
     sizes = np.diff(con.member_ptr)[qorder]
     starts = con.member_ptr[:-1][qorder].astype(np.int64)
     offs = np.repeat(starts - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
-    return np.ascontiguousarray(con.member_idx[offs], dtype=np.int32)
+    return np.ascontiguousarray(topo_members(con)[offs], dtype=np.int32)
 
 
 def _keys_from_order(order: np.ndarray, q: int) -> np.ndarray:
@@ -156,7 +165,7 @@ def solve_slicegraph(graph: Graph, k: int, *, mem_cap=None, budget: Budget | Non
                      generations: int | None = None, elite: float = 0.2,
                      mutants: float = 0.15, rho: float = 0.7, patience: int | None = None,
                      workers: int | None = None, max_store: int = 20_000_000,
-                     prune: float | None = -1.0, **_) -> SolveResult:
+                     prune: float | None = -1.0, seeded: bool = True, **_) -> SolveResult:
     """BRKGA over topological orders with the exact slicing DP as fitness (SliceGraph).
 
     Options: ``population`` (default 64, 24 above 5,000 classes), ``generations`` (default:
@@ -168,7 +177,8 @@ def solve_slicegraph(graph: Graph, k: int, *, mem_cap=None, budget: Budget | Non
     switching to recomputation), ``prune`` (a child whose order cannot beat
     ``(1 + prune) * best`` keeps its balanced-cut value instead of an exact DP: one
     feasibility check instead of ~20; default 0.005 above 2,000 classes, off below;
-    ``None`` disables). Per generation: O(P * (decode + DP)).
+    ``None`` disables), ``seeded`` (put the BFS/DFS/critical-path/ASAP/ALAP orders in the
+    initial population; default True). Per generation: O(P * (decode + DP)).
     """
     budget = budget or Budget(None)
     progress = progress or no_progress
@@ -209,7 +219,7 @@ def solve_slicegraph(graph: Graph, k: int, *, mem_cap=None, budget: Budget | Non
     t_best = math.nan
     history: list[float] = []
     try:
-        seeds = seed_orders(con)
+        seeds = seed_orders(con) if seeded else {}
         pop = rng.random((P, q))
         fit = np.full(P, math.inf)
         for i, order in enumerate(seeds.values()):
