@@ -90,3 +90,20 @@ def small_graphs(draw, max_nodes: int = 7, groups: bool = False, min_nodes: int 
         return Graph(n, src, dst, work, comm, mem, group=group)
     except Exception:  # cannot happen without groups; groups never create cycles at construction
         raise
+
+
+def cap_between(graph: Graph, k: int, frac):
+    """A memory cap ``frac`` of the way from the necessary minimum (largest node or group,
+    or an even split) to no cap at all; None when ``frac`` is None."""
+    if frac is None:
+        return None
+    lo = max(float(graph.mem.max()), float(graph.mem.sum()) / k)
+    if graph.group is not None:
+        g = graph.group
+        lo = max(lo, float(np.bincount(g[g >= 0], weights=graph.mem[g >= 0]).max()))
+    return lo + frac * (float(graph.mem.sum()) - lo)
+
+
+#: (graph, k, cap fraction or None) for bound and certificate tests.
+capped_problems = st.tuples(small_graphs(max_nodes=6, groups=True), st.integers(1, 4),
+                            st.one_of(st.none(), st.floats(0.0, 1.0)))

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oracle import brute_force, msr_path, msr_reference, small_graphs
+from oracle import (brute_force, cap_between, capped_problems, msr_path, msr_reference,
+                    small_graphs)
 from pipecore import Graph, Partition, load_graph
 from pipecore.bounds import combinatorial_bound, lower_bound, mip_bounds, safe_floor
 from pipecore.bounds.combinatorial import neighbourhood_bound
@@ -17,29 +18,10 @@ from pipecore.bounds.mip.formulations import (PipelineInstance, block_model, exa
 EPS = 1e-9
 
 
-def _cap(graph, k, frac):
-    """A memory cap between the necessary minimum and 'no cap' (None when frac is None)."""
-    if frac is None:
-        return None
-    from pipecore.graph import check_mem_cap
-
-    lo = max(float(graph.mem.max()), float(graph.mem.sum()) / k)
-    if graph.group is not None:
-        g = graph.group
-        lo = max(lo, float(np.bincount(g[g >= 0], weights=graph.mem[g >= 0]).max()))
-    cap = lo + frac * (float(graph.mem.sum()) - lo)
-    check_mem_cap(graph, k, cap)
-    return cap
-
-
-problems = st.tuples(small_graphs(max_nodes=6, groups=True), st.integers(1, 4),
-                     st.one_of(st.none(), st.floats(0.0, 1.0)))
-
-
-@given(problems)
+@given(capped_problems)
 def test_combinatorial_bound_is_valid(prob):
     graph, k, frac = prob
-    cap = _cap(graph, k, frac)
+    cap = cap_between(graph, k, frac)
     opt, _ = brute_force(graph, k, cap)
     b = combinatorial_bound(graph, k, cap)
     if math.isfinite(opt):
@@ -65,10 +47,10 @@ def test_neighbourhood_bound_counts_unavoidable_communication():
 
 
 @settings(max_examples=25)
-@given(problems)
+@given(capped_problems)
 def test_exact_mip_matches_brute_force(prob):
     graph, k, frac = prob
-    cap = _cap(graph, k, frac)
+    cap = cap_between(graph, k, frac)
     opt, _ = brute_force(graph, k, cap)
     inst = PipelineInstance.build(graph, k, cap)
     cm = exact_model(inst)
@@ -86,10 +68,10 @@ def test_exact_mip_matches_brute_force(prob):
 
 
 @settings(max_examples=25)
-@given(problems)
+@given(capped_problems)
 def test_relaxations_are_valid_and_warm_starts_feasible(prob):
     graph, k, frac = prob
-    cap = _cap(graph, k, frac)
+    cap = cap_between(graph, k, frac)
     opt, arg = brute_force(graph, k, cap)
     if not math.isfinite(opt):
         return
@@ -117,10 +99,10 @@ def test_relaxations_are_valid_and_warm_starts_feasible(prob):
 
 
 @settings(max_examples=20)
-@given(problems)
+@given(capped_problems)
 def test_lower_bound_pipeline_never_exceeds_optimum(prob):
     graph, k, frac = prob
-    cap = _cap(graph, k, frac)
+    cap = cap_between(graph, k, frac)
     opt, arg = brute_force(graph, k, cap)
     if not math.isfinite(opt):
         return

@@ -3,31 +3,16 @@ force, the exact DP and the MSR reference optima."""
 import json
 import math
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from oracle import MSR_GRAPHS, brute_force, msr_path, msr_reference, small_graphs
+from oracle import (MSR_GRAPHS, brute_force, cap_between, capped_problems, msr_path,
+                    msr_reference)
 from pipecore import Graph, Status, load_graph, solve
 from pipecore.cli import main
 from pipecore.solve import available_methods
 
 EPS = 1e-9
-
-
-def _cap(graph, k, frac):
-    if frac is None:
-        return None
-    lo = max(float(graph.mem.max()), float(graph.mem.sum()) / k)
-    if graph.group is not None:
-        g = graph.group
-        lo = max(lo, float(np.bincount(g[g >= 0], weights=graph.mem[g >= 0]).max()))
-    return lo + frac * (float(graph.mem.sum()) - lo)
-
-
-problems = st.tuples(small_graphs(max_nodes=6, groups=True), st.integers(1, 4),
-                     st.one_of(st.none(), st.floats(0.0, 1.0)))
 
 
 def _check_certificate(res, opt):
@@ -43,25 +28,25 @@ def _check_certificate(res, opt):
 
 
 @settings(max_examples=25)
-@given(problems)
+@given(capped_problems)
 def test_solve_certificate_against_brute_force(prob):
     graph, k, frac = prob
-    cap = _cap(graph, k, frac)
+    cap = cap_between(graph, k, frac)
     opt, _ = brute_force(graph, k, cap)
     if not math.isfinite(opt):
         return
     res = solve(graph, k, mem_cap=cap, time_limit=20)
     _check_certificate(res, opt)
-    # tiny problems always close: the exact DP or the exact MIP proves the optimum
+    # tiny capped_problems always close: the exact DP or the exact MIP proves the optimum
     assert res.status == Status.OPTIMAL
     assert res.upper_bound == pytest.approx(opt, rel=1e-9, abs=1e-9)
 
 
 @settings(max_examples=15)
-@given(problems)
+@given(capped_problems)
 def test_mip_method_and_bounds_only(prob):
     graph, k, frac = prob
-    cap = _cap(graph, k, frac)
+    cap = cap_between(graph, k, frac)
     opt, _ = brute_force(graph, k, cap)
     res = solve(graph, k, method="mip", mem_cap=cap, time_limit=20)
     if not math.isfinite(opt):

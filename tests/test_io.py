@@ -1,12 +1,11 @@
 """File formats: pipecore JSON round trip, the device-placement importer, malformed files."""
-import gzip
 import json
 
 import numpy as np
 import pytest
 
 import pipecore
-from pipecore import FileFormatError, Partition
+from pipecore import FileFormatError
 from pipecore.generators import dnn_like
 from pipecore.io import load_graph, load_partition, save_graph, save_partition
 

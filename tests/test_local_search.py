@@ -1,5 +1,4 @@
 """Local search, annealing and polish: always valid, never worse, incremental costs exact."""
-import math
 
 import numpy as np
 import pytest

@@ -7,7 +7,7 @@ torch = pytest.importorskip("torch", reason="PyTorch (extra 'rl') is not install
 from pipecore.generators import dnn_like, layered_dag  # noqa: E402
 from pipecore.mcm import MCMConfig, MCMProblem, preset  # noqa: E402
 from pipecore.mcm.policy import (  # noqa: E402
-    N_FEATURES, ChipPolicy, GraphTensors, load_checkpoint, node_features, save_checkpoint)
+    N_FEATURES, ChipPolicy, GraphTensors, load_checkpoint, node_features)
 from pipecore.mcm.train import TrainConfig, Trainer, rl_search, train  # noqa: E402
 
 

@@ -9,7 +9,7 @@ extra cost). Construction is O(n + m log m) and fully vectorised.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Hashable, Iterable, Mapping, Sequence
+from typing import Any, Hashable, Mapping, Sequence
 
 import numpy as np
 
