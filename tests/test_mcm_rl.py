@@ -40,11 +40,11 @@ def test_short_training_improves_reward_and_is_deterministic(head):
 
     def run():
         cfg = TrainConfig(batch=16, seed=0, lr=5e-3)
-        return train([p], 640, config=cfg, head=head, hidden=32, rounds=2)
+        return train([p], 960, config=cfg, head=head, hidden=32, rounds=2)
 
     tr = run()
     r = np.array(tr.logs[0].mean_reward)
-    assert r.size == 40
+    assert r.size == 60
     assert r[-5:].mean() > r[:5].mean() + 0.1, r
     assert np.array_equal(r, np.array(run().logs[0].mean_reward))  # same seed, same run
     res = tr.result(0)

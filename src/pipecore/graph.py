@@ -54,6 +54,16 @@ def _csr(n: int, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return ptr, idx
 
 
+def _is_acyclic(n: int, src: np.ndarray, dst: np.ndarray) -> bool:
+    """Whether the digraph on n nodes with these edges is acyclic (native Kahn, O(n + m))."""
+    from ._native import _graph
+
+    succ_ptr, succ_idx = _csr(n, src, dst)
+    pred_ptr, _ = _csr(n, dst, src)
+    order = np.empty(n, dtype=_INT)
+    return _graph.topological_order(succ_ptr, succ_idx, pred_ptr, order) == n
+
+
 def check_k(k) -> int:
     """Return k as an int, or raise :class:`InvalidStageCountError` unless it is an integer >= 1."""
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
@@ -126,7 +136,7 @@ class Graph:
 
     __slots__ = (
         "n", "m", "src", "dst", "succ_ptr", "succ_idx", "pred_ptr", "pred_idx",
-        "work", "comm", "mem", "group", "_names", "metadata", "_topo",
+        "work", "comm", "mem", "group", "_names", "metadata", "_topo", "_contraction",
     )
 
     def __init__(self, n: int, src, dst, work=None, comm=None, mem=None, *,
@@ -171,6 +181,7 @@ class Graph:
         self._names = names
         self.metadata = dict(metadata or {})
         self._topo = None
+        self._contraction = None
         self.topological_order()  # raises CycleError
 
     # ------------------------------------------------------------------ constructors
@@ -325,43 +336,39 @@ class Graph:
 
     # ------------------------------------------------------------------ transforms
     def contract(self) -> "Contraction":
-        """Contract colocation groups, then every cycle that contraction creates.
+        """Contract colocation groups, then every cycle that contraction creates (cached).
 
         Nodes that must share a stage (one group, or one strongly connected
         component of the group-quotient) become one node. The quotient is a DAG
         whose work and mem are summed; its ``comm`` is the sum of the members' comm
         over members with a successor outside the class, an upper bound on what the
         class can send (exact costs must still be evaluated on the original graph,
-        since communication is per producer). O(n + m) via scipy's SCC.
+        since communication is per producer). O(n + m): a native Kahn pass decides
+        whether the group quotient is acyclic (the common case); only when it is not
+        are scipy's strongly connected components needed.
         """
-        from scipy.sparse import csr_matrix
-        from scipy.sparse.csgraph import connected_components
+        if self._contraction is None:
+            self._contraction = self._build_contraction()
+        return self._contraction
 
+    def _build_contraction(self) -> "Contraction":
         label = np.arange(self.n, dtype=np.int64)
         if self.group is not None:
             has = self.group >= 0
             label[has] = self.n + self.group[has]  # group members share one label
-        _, label = np.unique(label, return_inverse=True)
+            _, label = np.unique(label, return_inverse=True)
         q = int(label.max()) + 1
         qs, qd = label[self.src], label[self.dst]
         keep = qs != qd
-        adj = csr_matrix((np.ones(int(keep.sum())), (qs[keep], qd[keep])), shape=(q, q))
+        qs, qd = qs[keep], qd[keep]
+        if self.group is None or _is_acyclic(q, qs, qd):
+            return Contraction.build(self, label.astype(_INT), q)
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        adj = csr_matrix((np.ones(qs.size), (qs, qd)), shape=(q, q))
         ncomp, comp = connected_components(adj, directed=True, connection="strong")
-        # renumber components in topological order of first appearance for stability
-        node_map = comp[label].astype(_INT)
-        return Contraction.build(self, node_map, ncomp)
-
-    def subgraph_costs(self, nodes: np.ndarray) -> tuple[float, float]:
-        """(work, mem) summed over ``nodes``."""
-        return float(self.work[nodes].sum()), float(self.mem[nodes].sum())
-
-    def with_costs(self, work=None, comm=None, mem=None) -> "Graph":
-        """A copy with some cost arrays replaced (structure shared)."""
-        return Graph(self.n, self.src, self.dst,
-                     self.work if work is None else work,
-                     self.comm if comm is None else comm,
-                     self.mem if mem is None else mem,
-                     group=self.group, names=self._names, metadata=self.metadata)
+        return Contraction.build(self, comp[label].astype(_INT), ncomp)
 
     def __repr__(self) -> str:
         groups = 0 if self.group is None else int(self.group.max()) + 1
@@ -409,7 +416,3 @@ class Contraction:
     def expand(self, quotient_stage) -> np.ndarray:
         """Stage per original node from a stage per quotient node."""
         return np.asarray(quotient_stage, dtype=_INT)[self.node_map]
-
-    @property
-    def is_trivial(self) -> bool:
-        return self.graph.n == self.original.n

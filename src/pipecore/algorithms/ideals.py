@@ -84,7 +84,7 @@ import time
 import numpy as np
 
 from .. import errors
-from .._native import _graph, _ideals
+from .._native import _ideals
 from .._runtime import Budget, no_progress
 from ..graph import Contraction, Graph, check_k, check_mem_cap
 from ..partition import Partition
@@ -106,32 +106,7 @@ _EMPTY = -2            # parent marker of an empty stage (see _ideals.pyx)
 
 
 def _group_labels(graph: Graph) -> np.ndarray:
-    """Class per node after contracting colocation groups and the cycles they create.
-
-    Same classes as ``graph.contract()``, but when the group quotient is already
-    acyclic (the common case) this is decided with a native O(n + m) Kahn pass and
-    scipy's SCC (about 0.4 s to import) is not needed.
-    """
-    n = graph.n
-    if graph.group is None:
-        return np.arange(n, dtype=np.int64)
-    label = np.arange(n, dtype=np.int64)
-    has = graph.group >= 0
-    label[has] = n + graph.group[has]
-    _, label = np.unique(label, return_inverse=True)
-    q = int(label.max()) + 1
-    s, d = label[graph.src], label[graph.dst]
-    keep = s != d
-    key = np.unique(s[keep] * q + d[keep])
-    es, ed = (key // q).astype(np.int32), (key % q).astype(np.int32)
-    succ_ptr = np.zeros(q + 1, dtype=np.int32)
-    np.cumsum(np.bincount(es, minlength=q), out=succ_ptr[1:])
-    pred_ptr = np.zeros(q + 1, dtype=np.int32)
-    np.cumsum(np.bincount(ed, minlength=q), out=pred_ptr[1:])
-    order = np.empty(q, dtype=np.int32)
-    succ_idx = ed if ed.size else np.zeros(1, dtype=np.int32)
-    if _graph.topological_order(succ_ptr, succ_idx, pred_ptr, order) == q:
-        return label
+    """Class per node after contracting colocation groups and the cycles they create."""
     return graph.contract().node_map.astype(np.int64)
 
 
