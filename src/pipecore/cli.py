@@ -120,7 +120,8 @@ def _print_result(res: SolveResult) -> None:
     print(f"status      : {res.status}")
     print(f"bottleneck  : {_fmt(res.upper_bound)}   (upper bound, from {res.method or '-'})")
     print(f"lower bound : {_fmt(res.lower_bound)}   (from {res.lower_bound_method or '-'})")
-    print(f"gap         : {_fmt(res.gap * 100)}%" if math.isfinite(res.gap) else "gap         : -")
+    print(f"gap         : {res.gap * 100:.3g}%   (UB/LB - 1, never below what is proven)"
+          if math.isfinite(res.gap) else "gap         : -   (no positive lower bound)")
     print(f"time        : {res.wall_time:.3f} s")
     if res.timings:
         print("timings     : " + ", ".join(f"{k} {v:.3f} s" for k, v in res.timings.items()))

@@ -22,7 +22,7 @@ from .result import SolveResult, Status
 
 __all__ = ["solve", "METHODS", "available_methods", "get_method"]
 
-#: name -> ("module", "function"), in order of preference for ``method="auto"``.
+#: name -> ("module", "function"); modules are imported on first use.
 METHODS: dict[str, tuple[str, str]] = {
     "ideals": ("pipecore.algorithms.ideals", "solve_ideals"),
     "slicegraph": ("pipecore.algorithms.slicegraph", "solve_slicegraph"),
@@ -34,7 +34,7 @@ METHODS: dict[str, tuple[str, str]] = {
     "uniform": ("pipecore.algorithms.baselines", "solve_uniform"),
 }
 
-#: what ``method="auto"`` tries, first available wins.
+#: the upper-bound pipeline of ``method="auto"`` (see :func:`_auto`).
 AUTO_ORDER = ("ideals", "slicegraph", "balanced", "uniform")
 
 
