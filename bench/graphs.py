@@ -19,7 +19,6 @@ the artifact's format for its C++ DP: ``python bench/graphs.py out.json --msr``.
 """
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 
@@ -114,17 +113,22 @@ def to_msr_dict(graph: Graph, k: int = 6, mem_cap: float | None = None, max_cpus
 
 
 if __name__ == "__main__":  # pragma: no cover
+    import argparse
+    import json
+
     from pipecore import save_graph
 
+    ap = argparse.ArgumentParser(description="Write the wide Inception-style benchmark graph.")
+    ap.add_argument("out", nargs="?", help="output file (pipecore JSON; omit to print a summary)")
+    ap.add_argument("--msr", action="store_true", help="write the NeurIPS 2020 artifact's format")
+    args = ap.parse_args()
     g = wide_graph()
-    if len(sys.argv) > 1 and "--msr" in sys.argv[2:]:
-        import json
-
-        with open(sys.argv[1], "w") as fh:
-            json.dump(to_msr_dict(g), fh)
-        print(f"wrote {sys.argv[1]} (artifact format): {g}")
-    elif len(sys.argv) > 1:
-        save_graph(g, sys.argv[1])
-        print(f"wrote {sys.argv[1]}: {g}")
-    else:
+    if args.out is None:
         print(g)
+    elif args.msr:
+        with open(args.out, "w") as fh:
+            json.dump(to_msr_dict(g), fh)
+        print(f"wrote {args.out} (artifact format): {g}")
+    else:
+        save_graph(g, args.out)
+        print(f"wrote {args.out}: {g}")
