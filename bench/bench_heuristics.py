@@ -19,7 +19,7 @@ from pipecore.algorithms.slicegraph import _make_slicer, solve_slicegraph
 from pipecore.generators import layered_dag
 from pipecore.io import load_graph
 
-MSR_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "msr"
+MSR_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "msr"
 MSR_GRAPHS = ["layer_bert24_inference", "layer_gnmt_inference", "layer_resnet50_inference",
               "op_bert_l-3_inference", "op_resnet50_inference"]
 

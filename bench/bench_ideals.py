@@ -54,7 +54,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-MSR = HERE.parents[1] / "shared" / "data" / "msr"
+MSR = HERE.parent / "tests" / "data" / "msr"
 MSR_GRAPHS = ["layer_bert24_inference", "layer_gnmt_inference", "layer_resnet50_inference",
               "op_bert_l-3_inference", "op_resnet50_inference"]
 REFERENCE_CASES = MSR_GRAPHS + ["wide"]   # cases the artifact's binary can run (--reference)

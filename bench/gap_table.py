@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MSR_DIR = ROOT.parent / "shared" / "data" / "msr"
+MSR_DIR = ROOT / "tests" / "data" / "msr"
 MSR = ["layer_bert24_inference", "layer_gnmt_inference", "layer_resnet50_inference",
        "op_bert_l-3_inference", "op_resnet50_inference"]
 REGAL_SIZES = [100, 150, 200, 300, 400, 500, 600, 750, 900, 1000, 1200, 1500, 1800, 2000,

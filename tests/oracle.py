@@ -13,13 +13,13 @@ from hypothesis import strategies as st
 
 from pipecore import Graph
 
-MSR_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "msr"
+MSR_DIR = Path(__file__).resolve().parent / "data" / "msr"  # copied from the NeurIPS 2020 artifact (MIT)
 MSR_GRAPHS = ["layer_bert24_inference", "layer_gnmt_inference", "layer_resnet50_inference",
               "op_bert_l-3_inference", "op_resnet50_inference"]
 
 
 def msr_reference() -> dict:
-    """``{name: {"k", "optimum", "nodes"}}`` from ../shared/data/msr/REFERENCE.json."""
+    """``{name: {"k", "optimum", "nodes"}}`` from tests/data/msr/REFERENCE.json."""
     return json.loads((MSR_DIR / "REFERENCE.json").read_text())
 
 

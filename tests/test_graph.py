@@ -141,3 +141,16 @@ def test_networkx_round_trip():
     back = g.to_networkx()
     assert set(back.edges) == {("x", "y"), ("y", "z")}
     assert back.nodes["x"]["comm"] == 0.5
+
+
+def test_training_fields_are_validated_and_kept():
+    g = Graph(3, [0, 0], [1, 2], [1, 2, 3], backward=[False, True, True], act_mem=[1, 0, 2])
+    assert g.is_training and g.backward.tolist() == [False, True, True]
+    assert g.act_mem.tolist() == [1.0, 0.0, 2.0]
+    assert not Graph(2, [0], [1], [1, 1], backward=[False, False]).is_training
+    with pytest.raises(errors.InvalidGraphError, match="backward node to a forward node"):
+        Graph(2, [0], [1], [1, 1], backward=[True, False])
+    with pytest.raises(errors.InvalidGraphError, match="backward"):
+        Graph(2, [0], [1], [1, 1], backward=[0.5, 0])
+    with pytest.raises(errors.InvalidCostError, match="act_mem"):
+        Graph(2, [0], [1], [1, 1], act_mem=[-1, 0])

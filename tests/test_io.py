@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import pipecore
-from pipecore import FileFormatError
+from pipecore import FileFormatError, Graph
 from pipecore.generators import dnn_like
 from pipecore.io import load_graph, load_partition, save_graph, save_partition
 
@@ -133,3 +133,25 @@ def test_partition_file_errors(tmp_path):
     with pytest.raises(FileFormatError, match="outside"):
         load_partition(g, _write(tmp_path, {"format": "pipecore.partition", "version": 1,
                                             "k": 1, "stage": [0, 3]}))
+
+
+def test_native_format_v2_round_trips_training_fields(tmp_path):
+    g = Graph(3, [0, 0], [1, 2], [1, 2, 3], group=[0, 0, -1], backward=[False, True, True],
+              act_mem=[1, 0, 2])
+    path = tmp_path / "g.json"
+    save_graph(g, path)
+    data = json.loads(path.read_text())
+    assert data["version"] == 2 and data["nodes"]["backward"] == [False, True, True]
+    h = load_graph(path)
+    assert h.backward.tolist() == [False, True, True] and h.act_mem.tolist() == [1.0, 0.0, 2.0]
+    data["nodes"]["backward"] = [0, 1, 1]
+    path.write_text(json.dumps(data))
+    with pytest.raises(FileFormatError, match=r"nodes.backward\[0\]"):
+        load_graph(path)
+
+
+def test_native_format_version_1_is_still_read(tmp_path):
+    path = tmp_path / "g1.json"
+    path.write_text(json.dumps({"format": "pipecore.graph", "version": 1,
+                                "nodes": {"work": [1.0, 2.0]}, "edges": [[0, 1]]}))
+    assert load_graph(path).n == 2

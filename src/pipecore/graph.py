@@ -124,6 +124,16 @@ class Graph:
         Per-node compute time, output-transfer time and resident memory (default 0).
     group : array_like of int, optional
         Colocation group per node (``-1`` = none); nodes of one group share a stage.
+        In a training graph the group is the *colour class* that ties backward nodes
+        to the forward nodes whose gradients they compute (DESIGN.md section 1b).
+    backward : array_like of bool, optional
+        Training graphs: True for backward (gradient) nodes. Backward nodes impose no
+        stage order; each follows the forward nodes of its group. No edge may go from
+        a backward node to a forward node. ``None`` (default): an inference graph.
+    act_mem : array_like of float, optional
+        Activation bytes a node keeps per micro-batch in flight (default 0); ``mem``
+        is then the static part (weights, gradients, optimizer state). Only the 1F1B
+        memory model tells the two apart; a plain per-stage cap counts ``mem + act_mem``.
     names : sequence of str, optional
         Human-readable node names (default ``"0"``, ``"1"``, ...).
     metadata : mapping, optional
@@ -136,11 +146,13 @@ class Graph:
 
     __slots__ = (
         "n", "m", "src", "dst", "succ_ptr", "succ_idx", "pred_ptr", "pred_idx",
-        "work", "comm", "mem", "group", "_names", "metadata", "_topo", "_contraction",
+        "work", "comm", "mem", "act_mem", "group", "backward", "_names", "metadata", "_topo",
+        "_contraction",
     )
 
     def __init__(self, n: int, src, dst, work=None, comm=None, mem=None, *,
-                 group=None, names: Sequence[str] | None = None,
+                 group=None, backward=None, act_mem=None,
+                 names: Sequence[str] | None = None,
                  metadata: Mapping[str, Any] | None = None):
         n = int(n)
         if n <= 0:
@@ -173,12 +185,14 @@ class Graph:
         self.work = _as_cost("work", work, n)
         self.comm = _as_cost("comm", comm, n)
         self.mem = _as_cost("mem", mem, n)
-        self.group = self._check_group(group)
+        self.act_mem = _as_cost("act_mem", act_mem, n)
         if names is not None:
             names = [str(s) for s in names]
             if len(names) != n:
                 raise errors.InvalidGraphError(f"names: expected {n} entries, got {len(names)}")
         self._names = names
+        self.group = self._check_group(group)
+        self.backward = self._check_backward(backward)
         self.metadata = dict(metadata or {})
         self._topo = None
         self._contraction = None
@@ -186,8 +200,9 @@ class Graph:
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def from_edges(cls, edges, work, comm=None, mem=None, *, group=None, names=None,
-                   ids: Sequence[Hashable] | None = None, metadata=None) -> "Graph":
+    def from_edges(cls, edges, work, comm=None, mem=None, *, group=None, backward=None,
+                   act_mem=None, names=None, ids: Sequence[Hashable] | None = None,
+                   metadata=None) -> "Graph":
         """Build from an edge list and per-node cost arrays.
 
         ``edges`` is an (m, 2) array-like or an iterable of pairs. Without ``ids``
@@ -218,8 +233,8 @@ class Graph:
         else:
             arr = np.asarray(pairs, dtype=np.int64)
         arr = arr.reshape(-1, 2) if arr.size else np.zeros((0, 2), dtype=np.int64)
-        return cls(n, arr[:, 0], arr[:, 1], work_arr, comm, mem, group=group, names=names,
-                   metadata=metadata)
+        return cls(n, arr[:, 0], arr[:, 1], work_arr, comm, mem, group=group, backward=backward,
+                   act_mem=act_mem, names=names, metadata=metadata)
 
     @classmethod
     def from_networkx(cls, g, work: str = "work", comm: str = "comm", mem: str = "mem",
@@ -313,6 +328,34 @@ class Graph:
         cycle = path[seen[v]:]
         cycle.reverse()  # predecessor walk -> forward order
         return cycle
+
+    def _check_backward(self, backward) -> np.ndarray | None:
+        if backward is None:
+            return None
+        b = np.asarray(backward)
+        if b.shape != (self.n,):
+            raise errors.InvalidGraphError(f"backward: expected shape ({self.n},), got {b.shape}")
+        if b.dtype != np.bool_:
+            if not np.issubdtype(b.dtype, np.integer) or not np.isin(b, (0, 1)).all():
+                raise errors.InvalidGraphError("backward: expected booleans (True = backward node)")
+            b = b.astype(bool)
+        if not b.any():
+            return None
+        bad = np.flatnonzero(b[self.src] & ~b[self.dst])
+        if bad.size:
+            e = int(bad[0])
+            raise errors.InvalidGraphError(
+                f"edge {self.name(int(self.src[e]))!r} -> {self.name(int(self.dst[e]))!r} goes "
+                f"from a backward node to a forward node; training graphs must not have such "
+                f"edges (the backward pass only consumes forward results)")
+        b = np.ascontiguousarray(b)
+        b.flags.writeable = False
+        return b
+
+    @property
+    def is_training(self) -> bool:
+        """Whether the graph has backward nodes (training semantics, DESIGN.md section 1b)."""
+        return self.backward is not None
 
     def _check_group(self, group) -> np.ndarray | None:
         if group is None:

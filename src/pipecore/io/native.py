@@ -1,11 +1,15 @@
-"""pipecore's own JSON format (version 1), columnar so large graphs stay compact.
+"""pipecore's own JSON format (version 2; version 1 is still read), columnar so large
+graphs stay compact.
 
 Graph::
 
     {
-      "format": "pipecore.graph", "version": 1,
+      "format": "pipecore.graph", "version": 2,
       "nodes": {"name": [str, ...], "work": [float, ...], "comm": [...], "mem": [...],
-                "group": [int or -1, ...]},          # comm, mem, group optional
+                "act_mem": [...],                   # activation bytes per micro-batch
+                "group": [int or -1, ...],          # colocation group / colour class
+                "backward": [bool, ...]},           # training graphs only
+                                                    # (all but work optional)
       "edges": [[src_index, dst_index], ...],       # indices into the node columns
       "metadata": {"k": int, "mem_cap": float, ...} # optional defaults and provenance
     }
@@ -28,14 +32,20 @@ from ._fields import array_of, need, number
 
 GRAPH_FORMAT = "pipecore.graph"
 PARTITION_FORMAT = "pipecore.partition"
-VERSION = 1
+VERSION = 2
+#: versions this reader understands (version 1 has no ``backward`` / ``act_mem`` columns).
+READ_VERSIONS = (1, 2)
 
 
 def graph_to_dict(graph: Graph) -> dict:
     nodes = {"name": graph.names, "work": graph.work.tolist(), "comm": graph.comm.tolist(),
              "mem": graph.mem.tolist()}
+    if graph.act_mem.any():
+        nodes["act_mem"] = graph.act_mem.tolist()
     if graph.group is not None:
         nodes["group"] = graph.group.tolist()
+    if graph.backward is not None:
+        nodes["backward"] = graph.backward.tolist()
     return {"format": GRAPH_FORMAT, "version": VERSION, "nodes": nodes,
             "edges": np.stack([graph.src, graph.dst], axis=1).tolist(),
             "metadata": graph.metadata}
@@ -45,9 +55,10 @@ def _check_header(data, fmt: str, source: str) -> None:
     if need(data, "format", "top level", source) != fmt:
         raise FileFormatError(f"{source}: top level: field 'format' must be {fmt!r}")
     version = need(data, "version", "top level", source)
-    if version != VERSION:
+    if isinstance(version, bool) or version not in READ_VERSIONS:
         raise FileFormatError(f"{source}: top level: unsupported version {version!r} "
-                              f"(this pipecore reads version {VERSION})")
+                              f"(this pipecore reads versions "
+                              f"{', '.join(map(str, READ_VERSIONS))})")
 
 
 def _column(nodes: dict, key: str, n: int, source: str, required: bool = False):
@@ -80,6 +91,15 @@ def graph_from_dict(data: dict, source: str = "<graph>") -> Graph:
     work = _column(nodes, "work", n, source, required=True)
     comm = _column(nodes, "comm", n, source)
     mem = _column(nodes, "mem", n, source)
+    act_mem = _column(nodes, "act_mem", n, source)
+    backward = None
+    if "backward" in nodes:
+        blist = array_of(nodes["backward"], "nodes.backward", source, n)
+        for i, x in enumerate(blist):
+            if not isinstance(x, bool):
+                raise FileFormatError(f"{source}: nodes.backward[{i}]: expected true or false, "
+                                      f"got {x!r}")
+        backward = np.asarray(blist, dtype=bool)
     names = None
     if "name" in nodes:
         names = array_of(nodes["name"], "nodes.name", source, n)
@@ -113,7 +133,8 @@ def graph_from_dict(data: dict, source: str = "<graph>") -> Graph:
     if not isinstance(metadata, dict):
         raise FileFormatError(f"{source}: metadata: expected an object")
     metadata.setdefault("source", source)
-    return Graph(n, src, dst, work, comm, mem, group=group, names=names, metadata=metadata)
+    return Graph(n, src, dst, work, comm, mem, group=group, backward=backward, act_mem=act_mem,
+                 names=names, metadata=metadata)
 
 
 def partition_to_dict(partition: Partition) -> dict:
