@@ -93,17 +93,29 @@ def small_graphs(draw, max_nodes: int = 7, groups: bool = False, min_nodes: int 
 
 
 def cap_between(graph: Graph, k: int, frac):
-    """A memory cap ``frac`` of the way from the necessary minimum (largest node or group,
-    or an even split) to no cap at all; None when ``frac`` is None."""
+    """A memory cap ``frac`` of the way from the necessary minimum (largest colocation
+    class, or an even split) to no cap at all; None when ``frac`` is None."""
     if frac is None:
         return None
-    lo = max(float(graph.mem.max()), float(graph.mem.sum()) / k)
-    if graph.group is not None:
-        g = graph.group
-        lo = max(lo, float(np.bincount(g[g >= 0], weights=graph.mem[g >= 0]).max()))
+    con = graph.contract()  # colocation classes: groups and the cycles they create
+    lo = max(float(np.bincount(con.node_map, weights=graph.mem).max()),
+             float(graph.mem.sum()) / min(k, con.graph.n))
     return lo + frac * (float(graph.mem.sum()) - lo)
 
 
 #: (graph, k, cap fraction or None) for bound and certificate tests.
 capped_problems = st.tuples(small_graphs(max_nodes=6, groups=True), st.integers(1, 4),
                             st.one_of(st.none(), st.floats(0.0, 1.0)))
+
+
+def run_method(fn, graph: Graph, k: int, mem_cap=None, *, budget=None, seed=0, progress=None,
+               schedule="plain", **options):
+    """Call a method function directly (as ``solve()`` would, without polish or bounds):
+    build the Problem, validate the options against the method's declaration."""
+    from pipecore._runtime import Budget, no_progress
+    from pipecore.problem import Problem
+
+    problem = Problem(graph, k, mem_cap, schedule)
+    opts = fn.options.validate(options)
+    return fn(problem, budget or Budget(None), seed=seed, progress=progress or no_progress,
+              **opts)

@@ -11,9 +11,10 @@ from pipecore.algorithms.baselines import (_Sampler, balanced_split, random_part
                                            solve_balanced, solve_random, solve_uniform,
                                            uniform_split)
 from pipecore.generators import layered_dag
-from pipecore.result import Status
+from pipecore.problem import Problem
+from pipecore.result import Quality, Termination
 
-from oracle import brute_force, is_valid_reference, small_graphs
+from oracle import brute_force, is_valid_reference, run_method, small_graphs
 
 
 @given(small_graphs(max_nodes=9, groups=True), st.integers(1, 5))
@@ -37,14 +38,12 @@ def test_balanced_split_balances_work():
 @given(small_graphs(max_nodes=9, groups=True), st.integers(1, 5), st.floats(1.0, 2.0))
 def test_memory_aware_splits_respect_the_cap_or_say_none(g, k, slack):
     cap = float(max(g.mem.max(), g.mem.sum() / k * slack))
-    if g.group is not None:
-        has = g.group >= 0
-        cap = max(cap, float(np.bincount(g.group[has], weights=g.mem[has]).max()))
+    cap = max(cap, float(np.bincount(g.contract().node_map, weights=g.mem).max()))
     for split, solver in ((uniform_split, solve_uniform), (balanced_split, solve_balanced)):
         p = split(g, k, mem_cap=cap)
-        res = solver(g, k, mem_cap=cap)
+        res = run_method(solver, g, k, mem_cap=cap)
         if p is None:
-            assert res.partition is None and res.status == Status.NO_SOLUTION
+            assert res.partition is None and res.quality is Quality.NO_SOLUTION
         else:
             assert is_valid_reference(g, p.stage, k, cap)
             assert res.partition.is_valid(cap)
@@ -71,7 +70,7 @@ def test_random_sampler_reaches_every_valid_partition():
     k = 3
     valid = {s for s in itertools.product(range(k), repeat=g.n)
              if is_valid_reference(g, s, k)}
-    sampler = _Sampler(g, k)
+    sampler = _Sampler(Problem(g, k))
     rng = np.random.default_rng(0)
     seen = {tuple(sampler.sample(rng).tolist()) for _ in range(6000)}
     assert seen == valid
@@ -81,24 +80,26 @@ def test_random_sampler_reaches_every_valid_partition():
 @given(small_graphs(max_nodes=6, groups=True), st.integers(1, 3))
 def test_random_search_bounded_by_brute_force_and_deterministic(g, k):
     opt, _ = brute_force(g, k)
-    a = solve_random(g, k, seed=3, samples=200)
-    b = solve_random(g, k, seed=3, samples=200)
+    a = run_method(solve_random, g, k, seed=3, samples=200)
+    b = run_method(solve_random, g, k, seed=3, samples=200)
     assert a.upper_bound >= opt - 1e-9
     assert np.array_equal(a.partition.stage, b.partition.stage)
 
 
 def test_random_search_budget_and_cap():
     g = layered_dag(3000, seed=2)
-    res = solve_random(g, 8, budget=Budget(0.3), samples=10**9)
-    assert res.status == Status.TIME_LIMIT and res.partition.is_valid()
+    res = run_method(solve_random, g, 8, budget=Budget(0.3), samples=10**9)
+    assert res.termination is Termination.TIME_LIMIT and res.partition.is_valid()
     h = pipecore.Graph(3, [0, 1], [1, 2], [1, 1, 1], mem=[2, 2, 2])
-    res = solve_random(h, 2, mem_cap=3.0, samples=50)
+    res = run_method(solve_random, h, 2, mem_cap=3.0, samples=50)
     assert res.partition is None and res.stats["rejected"] == 50
 
 
 def test_methods_reachable_from_solve():
     g = layered_dag(300, seed=1)
+    options = {"random": {"samples": 100}, "anneal": {"steps": 5000},
+               "slicegraph": {"generations": 3}}
     for m in ("uniform", "balanced", "random", "local", "anneal", "slicegraph"):
-        res = pipecore.solve(g, 4, method=m, time_limit=1.0, polish=False, steps=5000,
-                             generations=3, samples=100)
+        res = pipecore.solve(g, 4, method=m, time_limit=1.0, polish=False,
+                             **options.get(m, {}))
         assert res.partition is not None and res.partition.is_valid(), m

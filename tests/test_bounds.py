@@ -3,13 +3,17 @@ import math
 
 import numpy as np
 import pytest
+import pipecore
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oracle import (brute_force, cap_between, capped_problems, msr_path, msr_reference,
                     small_graphs)
 from pipecore import Graph, Partition, load_graph
-from pipecore.bounds import combinatorial_bound, lower_bound, mip_bounds, safe_floor
+from pipecore._runtime import Budget
+from pipecore.bounds import combinatorial_bound, mip_bounds, quick_bound, safe_floor
+from pipecore.problem import Problem
+from pipecore.result import Quality
 from pipecore.bounds.combinatorial import neighbourhood_bound
 from pipecore.bounds.mip import solve_model
 from pipecore.bounds.mip.formulations import (PipelineInstance, block_model, exact_model,
@@ -52,17 +56,18 @@ def test_exact_mip_matches_brute_force(prob):
     graph, k, frac = prob
     cap = cap_between(graph, k, frac)
     opt, _ = brute_force(graph, k, cap)
-    inst = PipelineInstance.build(graph, k, cap)
+    prob_ = Problem(graph, k, cap)
+    inst = PipelineInstance.build(prob_)
     cm = exact_model(inst)
     res = solve_model(cm.model, backend="highs", tolerance=1e-9, mip_rel_gap=1e-9,
                       mip_abs_gap=1e-10)
     if not math.isfinite(opt):
-        assert res.status == "infeasible"
+        assert res.quality is Quality.INFEASIBLE
         return
-    assert res.status == "optimal"
-    assert safe_floor(res.dual_bound, graph) <= opt + EPS
+    assert res.quality is Quality.OPTIMAL
+    assert safe_floor(res.dual_bound, prob_) <= opt + EPS
     assert res.dual_bound == pytest.approx(opt, rel=1e-6, abs=1e-6)
-    part = Partition(graph, cm.decode_stage(res.x), k)
+    part = prob_.expand(cm.decode_stage(res.x))
     assert part.is_valid(cap)
     assert part.bottleneck == pytest.approx(opt, rel=1e-6, abs=1e-6)
 
@@ -75,7 +80,10 @@ def test_relaxations_are_valid_and_warm_starts_feasible(prob):
     opt, arg = brute_force(graph, k, cap)
     if not math.isfinite(opt):
         return
-    inst = PipelineInstance.build(graph, k, cap)
+    prob_ = Problem(graph, k, cap)
+    inst = PipelineInstance.build(prob_)
+    k = inst.k  # more stages than classes only adds empty ones
+    arg = np.unique(arg, return_inverse=True)[1]
     stage_c = inst.class_stage(arg)
     part = Partition(graph, arg, k)
     bneck = int(np.argmax(part.stage_costs()))
@@ -93,9 +101,9 @@ def test_relaxations_are_valid_and_warm_starts_feasible(prob):
         assert warm is not None, name  # the optimum is feasible for every relaxation
         assert warm[cm.t_index] <= opt + 1e-9, name
         res = solve_model(cm.model, backend="highs", tolerance=1e-9, mip_rel_gap=1e-9)
-        assert res.status == "optimal", name
+        assert res.quality is Quality.OPTIMAL, name
         assert res.dual_bound <= opt + 1e-6, (name, res.dual_bound, opt)
-        assert safe_floor(res.dual_bound, graph) <= opt + EPS
+        assert safe_floor(res.dual_bound, prob_) <= opt + EPS
 
 
 @settings(max_examples=20)
@@ -106,17 +114,18 @@ def test_lower_bound_pipeline_never_exceeds_optimum(prob):
     opt, arg = brute_force(graph, k, cap)
     if not math.isfinite(opt):
         return
+    prob_ = Problem(graph, k, cap)
+    comb = quick_bound(prob_)[0]
     for exact in (True, False):
-        rep = lower_bound(graph, k, cap, time_limit=20, exact=exact, jobs=2,
-                          partition=Partition(graph, arg, k))
-        assert rep.lower_bound <= opt + EPS
-        assert rep.combinatorial <= rep.lower_bound + EPS
-        if exact:  # small enough to close
+        rep = mip_bounds(prob_, Partition(graph, arg, k), budget=Budget(20), comb=comb,
+                         exact=exact, jobs=2)
+        assert max(rep.lower_bound, comb) <= opt + EPS
+        if exact and comb < opt * (1 - 1e-12):  # small enough to close
             assert rep.lower_bound == pytest.approx(opt, rel=1e-6, abs=1e-6)
 
 
 def test_safe_floor():
-    g = Graph(2, [0], [1], work=[1.0, 1.0], comm=[1.0, 0.0])
+    g = Problem(Graph(2, [0], [1], work=[1.0, 1.0], comm=[1.0, 0.0]), 2)
     assert safe_floor(2.0, g) < 2.0
     assert safe_floor(2.0, g) > 2.0 - 1e-6
     assert safe_floor(math.nan, g) == 0.0
@@ -127,11 +136,10 @@ def test_safe_floor():
 def test_class_stage_and_instance_with_groups():
     # 0 -> 1 -> 2 with 0 and 2 grouped: the group's cycle swallows 1
     g = Graph(3, [0, 1], [1, 2], work=[1, 2, 3], comm=[1, 1, 1], group=[0, -1, 0])
-    inst = PipelineInstance.build(g, 2)
-    assert inst.q == 1
+    inst = PipelineInstance.build(Problem(g, 2))
+    assert inst.q == 1 and inst.k == 1
     assert combinatorial_bound(g, 2).value == pytest.approx(6.0)
-    rep = lower_bound(g, 2, time_limit=10)
-    assert rep.lower_bound == pytest.approx(6.0, rel=1e-6)
+    assert pipecore.solve(g, 2).lower_bound == pytest.approx(6.0, rel=1e-6)
 
 
 @pytest.mark.parametrize("name", ["layer_bert24_inference", "layer_gnmt_inference",
@@ -142,7 +150,7 @@ def test_exact_mip_closes_msr_graphs(name):
     ref = msr_reference()[name]
     g = load_graph(msr_path(name))
     cap = g.metadata.get("mem_cap")
-    rep = mip_bounds(g, ref["k"], cap, time_limit=60, exact=True,
+    rep = mip_bounds(Problem(g, ref["k"], cap), budget=Budget(60), exact=True,
                      comb=combinatorial_bound(g, ref["k"], cap).value)
     assert rep.lower_bound <= ref["optimum"] + EPS
     assert rep.lower_bound >= ref["optimum"] * (1 - 1e-6)
@@ -155,7 +163,8 @@ def test_relaxation_bounds_on_msr_are_valid(name):
     ref = msr_reference()[name]
     g = load_graph(msr_path(name))
     cap = g.metadata.get("mem_cap")
-    rep = mip_bounds(g, ref["k"], cap, time_limit=8, exact=False, jobs=2,
+    part = pipecore.solve(g, ref["k"], mem_cap=cap, method="balanced", bounds=False).partition
+    rep = mip_bounds(Problem(g, ref["k"], cap), part, budget=Budget(8), exact=False, jobs=2,
                      comb=combinatorial_bound(g, ref["k"], cap).value)
     assert 0 < rep.lower_bound <= ref["optimum"] + EPS
     assert rep.lower_bound >= combinatorial_bound(g, ref["k"], cap).value - EPS

@@ -8,7 +8,7 @@ from hypothesis import given
 
 import pipecore
 from pipecore import Graph, errors
-from pipecore.graph import check_k, check_mem_cap
+from pipecore.problem import Problem, check_k
 
 from oracle import small_graphs
 
@@ -92,17 +92,17 @@ def test_bad_k(k):
 def test_infeasible_memory_caps():
     g = Graph(3, [0, 1], [1, 2], np.ones(3), mem=[1.0, 5.0, 1.0])
     with pytest.raises(errors.InfeasibleMemoryError, match="node '1'"):
-        check_mem_cap(g, 3, 4.0)
+        Problem(g, 3, 4.0)
     with pytest.raises(errors.InfeasibleMemoryError, match="total"):
-        check_mem_cap(g, 1, 6.0)
+        Problem(g, 1, 6.0)
     grouped = Graph(3, [0, 1], [1, 2], np.ones(3), mem=[3.0, 1.0, 3.0], group=[0, -1, 0])
-    with pytest.raises(errors.InfeasibleMemoryError, match="group 0"):
-        check_mem_cap(grouped, 3, 5.0)
+    with pytest.raises(errors.InfeasibleMemoryError, match="must share a stage"):
+        Problem(grouped, 3, 5.0)
     with pytest.raises(errors.InfeasibleMemoryError):
         pipecore.solve(g, 1, mem_cap=6.0)
     with pytest.raises(errors.InvalidCostError):
-        check_mem_cap(g, 3, -1.0)
-    assert check_mem_cap(g, 3, 5.0) == 5.0
+        Problem(g, 3, -1.0)
+    assert Problem(g, 3, 5.0).mem_cap == 5.0
 
 
 def test_groups_relabelled_and_contracted_with_cycle():

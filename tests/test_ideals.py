@@ -12,7 +12,8 @@ from oracle import (MSR_GRAPHS, brute_force, is_valid_reference, msr_path, msr_r
                     reference_stage_costs, small_graphs)
 
 import pipecore
-from pipecore import BudgetExceededError, Graph, Partition, Status
+from pipecore import BudgetExceededError, Graph, Partition, Problem, Quality, Termination
+from pipecore._runtime import Budget
 from pipecore.algorithms import ideals
 from pipecore.algorithms.ideals import count_ideals, solve_exact
 
@@ -22,9 +23,9 @@ REF = msr_reference()
 def _check(graph, k, cap, res, expect):
     """res is optimal, valid against the literal oracle and equal to ``expect``."""
     if math.isinf(expect):
-        assert res.partition is None and res.status == Status.INFEASIBLE
+        assert res.partition is None and res.quality is Quality.INFEASIBLE
         return
-    assert res.status == Status.OPTIMAL
+    assert res.quality is Quality.OPTIMAL
     stage = res.partition.stage
     assert is_valid_reference(graph, stage, k, cap)
     got = max(reference_stage_costs(graph, stage, k))
@@ -40,7 +41,7 @@ def test_reproduces_reference_optimum(name):
     k, cap = REF[name]["k"], g.metadata["mem_cap"]
     assert k == g.metadata["k"]
     res = solve_exact(g, k, mem_cap=cap)
-    assert res.status == Status.OPTIMAL
+    assert res.quality is Quality.OPTIMAL
     assert res.partition.is_valid(cap)
     assert res.partition.graph is g and res.partition.k == k
     assert res.upper_bound == pytest.approx(REF[name]["optimum"], rel=1e-9)
@@ -53,14 +54,14 @@ def test_reference_optimum_without_warm_start(name):
     """The DP alone (no heuristic upper bound to prune with) reaches the same optimum."""
     g = pipecore.load_graph(msr_path(name))
     res = solve_exact(g, REF[name]["k"], mem_cap=g.metadata["mem_cap"], warm_start=False)
-    assert res.status == Status.OPTIMAL and res.partition.is_valid(g.metadata["mem_cap"])
+    assert res.quality is Quality.OPTIMAL and res.partition.is_valid(g.metadata["mem_cap"])
     assert res.upper_bound == pytest.approx(REF[name]["optimum"], rel=1e-9)
 
 
 def test_gnmt_reduction_matches_reference_lattice():
     """Zero-work leaf contraction gives the 17,914 ideals of the published artifact."""
     g = pipecore.load_graph(msr_path("layer_gnmt_inference"))
-    assert count_ideals(g, mem_cap=g.metadata["mem_cap"]) == 17_914
+    assert count_ideals(Problem(g, 6, g.metadata["mem_cap"])) == 17_914
     assert count_ideals(g, cap=100_000, reduce=False) > 100_000
 
 
@@ -113,7 +114,7 @@ def leafy_graphs(draw, max_nodes=7):
 
 def _feasible_cap(g, k, cap):
     try:
-        return pipecore.graph.check_mem_cap(g, k, cap), True
+        return Problem(g, k, cap).mem_cap, True
     except pipecore.InfeasibleMemoryError:
         return cap, False
 
@@ -168,27 +169,17 @@ def test_warm_start_slicing_is_a_valid_upper_bound(prob):
     cap, ok = _feasible_cap(g, k, cap)
     if not ok:
         return
-    p = ideals._Problem(g, cap)
-    kern = p.kernel(min(k, p.q), cap)
+    p = ideals._Lattice(Problem(g, k, cap))
+    kern = p.kernel(min(k, p.q))
     ub, stage_q = ideals._initial_upper_bound(p, kern, min(k, p.q), seed=1)
     best, _ = brute_force(g, k, cap)
     if stage_q is None:
         assert math.isinf(ub)
         return
-    part = p.expand(stage_q, k)
+    part = p.expand(stage_q)
     assert is_valid_reference(g, part.stage, k, cap)
     assert ub == pytest.approx(max(reference_stage_costs(g, part.stage, k)), rel=1e-9, abs=1e-12)
     assert ub >= best * (1 - 1e-9)
-
-
-@settings(max_examples=60)
-@given(small_graphs(max_nodes=8, groups=True))
-def test_group_labels_match_contract(g):
-    """The scipy-free class labelling is the same partition of the nodes as contract()."""
-    ours = ideals._group_labels(g)
-    theirs = g.contract().node_map
-    pairs = {(int(a), int(b)) for a, b in zip(ours, theirs)}
-    assert len(pairs) == len(set(ours.tolist())) == len(set(theirs.tolist()))
 
 
 def test_infeasible_cap_is_proven():
@@ -198,7 +189,7 @@ def test_infeasible_cap_is_proven():
     g = Graph(3, [0, 1], [1, 2], [1, 1, 1], [1, 1, 1], [2, 1, 2])
     assert brute_force(g, 2, 2.5)[0] == math.inf
     res = solve_exact(g, 2, mem_cap=2.5)
-    assert res.status == Status.INFEASIBLE and res.partition is None
+    assert res.quality is Quality.INFEASIBLE and res.partition is None
     assert "mem_cap" in res.message
 
 
@@ -274,30 +265,33 @@ def test_time_cap_raises():
     assert info.value.reason == "time"
 
 
-def test_method_falls_back_when_capped():
+def test_method_stops_at_cap_with_incumbent():
     g = _wide()
-    res = ideals.solve_ideals(g, 4, max_ideals=100)
-    assert res.status == Status.CAPPED
+    res = ideals.solve_ideals(Problem(g, 4), Budget(None), max_ideals=100)
+    assert res.termination is Termination.CAPPED and res.stats["cap"] == "ideals"
     assert res.partition is not None and res.partition.is_valid()
-    assert "max_ideals" in res.message and "Fell back to" in res.message
-    assert res.stats["fallback"] in ("slicegraph", "balanced")
+    assert "max_ideals" in res.message
     exact = solve_exact(g, 4)
     assert res.upper_bound >= exact.upper_bound * (1 - 1e-12)
 
 
-def test_dispatch_falls_back_when_capped():
-    """Through solve(): a valid partition and the cap in the message (the certificate
-    post-step may still prove it optimal)."""
+def test_dispatch_falls_back_once_when_capped():
+    """Through solve(): the DP stops at its cap, the fallback runs exactly once, and the
+    result is a valid partition with the cap in the message."""
     g = _wide()
     res = pipecore.solve(g, 4, method="ideals", max_ideals=100, polish=False)
     assert res.partition is not None and res.partition.is_valid()
-    assert "max_ideals" in res.message
-    assert res.method.startswith("ideals->")
+    assert "max_ideals" in res.message and "fell back to slicegraph" in res.message
+    names = [p.name for p in res.phases]
+    assert names.count("ideals") == 1 and names.count("slicegraph") == 1
+    assert res.phases[names.index("ideals")].termination is Termination.CAPPED
 
 
-def test_dispatch_can_reraise():
-    with pytest.raises(BudgetExceededError):
-        ideals.solve_ideals(_wide(), 4, max_ideals=100, fallback=None)
+def test_dispatch_without_fallback():
+    res = pipecore.solve(_wide(), 4, method="ideals", max_ideals=100, fallback="none",
+                         polish=False, bounds=False)
+    assert [p.name for p in res.phases].count("slicegraph") == 0
+    assert res.termination is Termination.CAPPED and res.partition is not None
 
 
 def test_ctrl_c_returns_incumbent():
@@ -307,7 +301,7 @@ def test_ctrl_c_returns_incumbent():
         raise KeyboardInterrupt
 
     res = solve_exact(g, 4, progress=interrupt)
-    assert res.status == Status.INTERRUPTED
+    assert res.termination is Termination.INTERRUPTED
     assert res.partition is not None and res.partition.is_valid()
 
 

@@ -83,7 +83,7 @@ def test_bad_stage_vectors():
         Partition(g, [0, 1], 2)
     with pytest.raises(errors.InvalidPartitionError, match="outside 0..1"):
         Partition(g, [0, 1, 2], 2)
-    with pytest.raises(errors.InvalidPartitionError, match="integers"):
+    with pytest.raises(errors.InvalidPartitionError, match="integer"):
         Partition(g, [0, 0.5, 1], 2)
     with pytest.raises(errors.UnknownNodeError, match="'q'"):
         Partition.from_stages(g, [["0", "q"]])

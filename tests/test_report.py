@@ -26,12 +26,12 @@ def _rows():
                     ub = base / k * (1 + extra + 0.01 * seed)
                     work = [ub * 0.8] * k
                     rows.append({"key": f"{g}|{k}|{m}|{seed}", "graph": g, "k": k, "method": m,
-                                 "seed": seed, "status": "feasible", "upper_bound": ub,
+                                 "seed": seed, "quality": "feasible", "upper_bound": ub,
                                  "lower_bound": base / k * (0.9 + 0.01 * seed),
                                  "wall_time": 0.5, "stage_work": work,
                                  "stage_recv": [ub * 0.1] * k, "stage_send": [ub * 0.1] * k})
     rows.append({"key": "g1|2|broken|0", "graph": "g1", "k": 2, "method": "broken", "seed": 0,
-                 "status": "error", "error": "boom", "upper_bound": None,
+                 "error": "boom", "upper_bound": None,
                  "lower_bound": None, "wall_time": 0.0})
     return rows
 
@@ -101,4 +101,4 @@ def test_cli_report_on_a_real_sweep(tmp_path, capsys):
     assert main(["report", str(out), "-o", str(tmp_path / "x"), "--instance",
                  "resnet50|k=2|balanced|seed=0|tl=none|cap=graph"]) == 0
     assert main(["report", str(tmp_path / "missing.jsonl")]) == 2
-    assert "no results" in capsys.readouterr().err
+    assert "no such results file" in capsys.readouterr().err

@@ -14,9 +14,10 @@ from pipecore.algorithms.baselines import balanced_split, uniform_split
 from pipecore.algorithms.slicegraph import solve_slicegraph
 from pipecore.generators import dnn_like, layered_dag
 from pipecore.io import load_graph
-from pipecore.result import Status
+from pipecore.result import Quality, Termination
 
-from oracle import MSR_GRAPHS, brute_force, is_valid_reference, msr_path, msr_reference, small_graphs
+from oracle import (MSR_GRAPHS, brute_force, is_valid_reference, msr_path, msr_reference,
+                    run_method, small_graphs)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def test_reaches_reference_optimum_within_30s(msr, name):
     g, ref = msr[name]
     cap = g.metadata["mem_cap"]
     t0 = time.perf_counter()
-    res = solve_slicegraph(g, ref["k"], mem_cap=cap, budget=Budget(30), seed=0, patience=60)
+    res = run_method(solve_slicegraph, g, ref["k"], mem_cap=cap, budget=Budget(30), seed=0, patience=60)
     assert time.perf_counter() - t0 < 30
     assert res.partition is not None and res.partition.is_valid(cap)
     assert res.upper_bound == pytest.approx(res.partition.bottleneck, rel=1e-12)
@@ -43,7 +44,7 @@ def test_unseeded_brkga_also_reaches_reference_optimum(msr, name):
     """Without the BFS/DFS/critical-path seeds (which alone miss op_resnet50's optimum)."""
     g, ref = msr[name]
     cap = g.metadata["mem_cap"]
-    res = solve_slicegraph(g, ref["k"], mem_cap=cap, budget=Budget(30), seed=0, patience=30,
+    res = run_method(solve_slicegraph, g, ref["k"], mem_cap=cap, budget=Budget(30), seed=0, patience=30,
                            seeded=False)
     assert res.partition.is_valid(cap)
     assert ref["optimum"] * (1 - 1e-9) <= res.upper_bound <= ref["optimum"] * 1.01
@@ -53,7 +54,7 @@ def test_unseeded_brkga_also_reaches_reference_optimum(msr, name):
 def test_one_dimensional_baselines_are_strictly_worse(msr, name):
     g, ref = msr[name]
     cap = g.metadata["mem_cap"]
-    res = solve_slicegraph(g, ref["k"], mem_cap=cap, seed=0, generations=40)
+    res = run_method(solve_slicegraph, g, ref["k"], mem_cap=cap, seed=0, generations=40)
     for split in (balanced_split, uniform_split):
         base = split(g, ref["k"], mem_cap=cap)
         assert base is not None and base.is_valid(cap)
@@ -64,11 +65,10 @@ def test_one_dimensional_baselines_are_strictly_worse(msr, name):
 @given(small_graphs(max_nodes=6, groups=True), st.integers(1, 3), st.booleans())
 def test_finds_brute_force_optimum_on_tiny_graphs(g, k, capped):
     cap = float(max(g.mem.max(), g.mem.sum() / k * 1.3)) if capped else None
-    if cap is not None and g.group is not None:
-        has = g.group >= 0
-        cap = max(cap, float(np.bincount(g.group[has], weights=g.mem[has]).max()))
+    if cap is not None:  # colocation classes (groups and the cycles they make) must fit
+        cap = max(cap, float(np.bincount(g.contract().node_map, weights=g.mem).max()))
     opt, _ = brute_force(g, k, cap)
-    res = solve_slicegraph(g, k, mem_cap=cap, seed=1, population=16, generations=25, patience=25)
+    res = run_method(solve_slicegraph, g, k, mem_cap=cap, seed=1, population=16, generations=25, patience=25)
     if math.isinf(opt):
         assert res.partition is None
         return
@@ -79,8 +79,8 @@ def test_finds_brute_force_optimum_on_tiny_graphs(g, k, capped):
 
 def test_deterministic_for_a_seed():
     g = dnn_like(8, seed=3)
-    a = solve_slicegraph(g, 5, seed=7, generations=15)
-    b = solve_slicegraph(g, 5, seed=7, generations=15)
+    a = run_method(solve_slicegraph, g, 5, seed=7, generations=15)
+    b = run_method(solve_slicegraph, g, 5, seed=7, generations=15)
     assert np.array_equal(a.partition.stage, b.partition.stage)
     assert a.upper_bound == b.upper_bound
     assert a.stats["generations"] == 15
@@ -88,19 +88,17 @@ def test_deterministic_for_a_seed():
 
 def test_two_workers_give_the_same_answer():
     g = layered_dag(300, seed=2)
-    a = solve_slicegraph(g, 6, seed=3, generations=6, workers=1)
-    b = solve_slicegraph(g, 6, seed=3, generations=6, workers=2)
+    a = run_method(solve_slicegraph, g, 6, seed=3, generations=6, workers=1)
+    b = run_method(solve_slicegraph, g, 6, seed=3, generations=6, workers=2)
     assert a.upper_bound == b.upper_bound
 
 
 def test_time_limit_is_respected_and_answer_valid():
-    from pipecore.algorithms.local_search import polish_result
     g = layered_dag(3000, seed=5)
     t0 = time.perf_counter()
-    budget = Budget(2.0)
-    res = polish_result(solve_slicegraph(g, 16, budget=budget), budget=budget)
+    res = pipecore.solve(g, 16, method="slicegraph", time_limit=2.0, bounds=False)
     assert time.perf_counter() - t0 < 2.0 + 0.5
-    assert res.status == Status.TIME_LIMIT
+    assert res.termination is Termination.TIME_LIMIT
     assert res.partition is not None and res.partition.is_valid()
     assert res.upper_bound <= balanced_split(g, 16).bottleneck
     full = pipecore.solve(g, 16, method="slicegraph", time_limit=2.0)
@@ -116,8 +114,8 @@ def test_ctrl_c_returns_best_so_far():
         if len(calls) == 3:
             raise KeyboardInterrupt
 
-    res = solve_slicegraph(g, 8, seed=0, progress=progress, generations=100)
-    assert res.status == Status.INTERRUPTED
+    res = run_method(solve_slicegraph, g, 8, seed=0, progress=progress, generations=100)
+    assert res.termination is Termination.INTERRUPTED
     assert res.partition is not None and res.partition.is_valid()
     assert res.upper_bound == pytest.approx(min(calls), rel=1e-12)
 
@@ -125,21 +123,21 @@ def test_ctrl_c_returns_best_so_far():
 def test_memory_cap_respected_and_infeasible_reported():
     g = layered_dag(200, seed=4)
     cap = float(g.mem.sum() / 6 * 1.1)
-    res = solve_slicegraph(g, 8, mem_cap=cap, seed=0, generations=10)
+    res = run_method(solve_slicegraph, g, 8, mem_cap=cap, seed=0, generations=10)
     assert res.partition.is_valid(cap)
     # a cap that passes the necessary checks but no order can meet: two heavy nodes
     # that must share a stage by colocation are fine, but a chain 2-2-2 with cap 3 and k=2 is not
     h = pipecore.Graph(3, [0, 1], [1, 2], [1, 1, 1], mem=[2, 2, 2])
-    res = solve_slicegraph(h, 2, mem_cap=3.0, seed=0, generations=3)
-    assert res.partition is None and res.status == Status.NO_SOLUTION
+    res = run_method(solve_slicegraph, h, 2, mem_cap=3.0, seed=0, generations=3)
+    assert res.partition is None and res.quality is Quality.NO_SOLUTION
 
 
 def test_invalid_options_are_rejected():
     g = layered_dag(50, seed=0)
     with pytest.raises(ValueError):
-        solve_slicegraph(g, 3, population=1)
+        run_method(solve_slicegraph, g, 3, population=1)
     with pytest.raises(ValueError):
-        solve_slicegraph(g, 3, elite=0.6, mutants=0.5)
+        run_method(solve_slicegraph, g, 3, elite=0.6, mutants=0.5)
 
 
 def test_cli_solve_slicegraph(tmp_path, capsys):

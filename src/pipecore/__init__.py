@@ -9,25 +9,47 @@ Quick start::
 """
 from .errors import (
     BudgetExceededError, CycleError, DuplicateNodeError, EmptyGraphError, FileFormatError,
-    InfeasibleMemoryError, InvalidCostError, InvalidGraphError, InvalidPartitionError,
-    InvalidStageCountError, PipecoreError, SelfLoopError, SolverError, UnknownNodeError,
+    InfeasibleMemoryError, InvalidCostError, InvalidGraphError, InvalidOptionError,
+    InvalidPartitionError, InvalidStageCountError, PipecoreError, SelfLoopError, SolverError,
+    UnknownNodeError,
 )
 from .graph import Contraction, Graph
 from .io import load_graph, load_partition, save_graph, save_partition
 from .models import list_models, load_model
 from .partition import Partition
-from .result import SolveResult, Status
-from .solve import METHODS, available_methods, solve
+from .problem import Problem, Schedule
+from .result import Phase, Quality, SolveResult, Termination
+from .solver import METHODS, available_methods, solve
 from .algorithms.ideals import solve_exact
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "Graph", "Contraction", "Partition", "SolveResult", "Status", "solve", "solve_exact", "METHODS",
-    "available_methods", "load_graph", "save_graph", "load_partition", "save_partition",
+    "Graph", "Contraction", "Partition", "Problem", "Schedule", "SolveResult", "Quality",
+    "Termination", "Phase", "solve", "solve_exact", "METHODS", "available_methods",
+    "options_help", "load_graph", "save_graph", "load_partition", "save_partition",
     "load_model", "list_models",
     "PipecoreError", "InvalidGraphError", "EmptyGraphError", "CycleError", "SelfLoopError",
     "InvalidCostError", "UnknownNodeError", "DuplicateNodeError", "InvalidStageCountError",
-    "InfeasibleMemoryError", "InvalidPartitionError", "FileFormatError", "SolverError",
-    "BudgetExceededError", "__version__",
+    "InfeasibleMemoryError", "InvalidPartitionError", "InvalidOptionError", "FileFormatError",
+    "SolverError", "BudgetExceededError", "__version__",
 ]
+
+
+def options_help(method: str = "auto") -> str:
+    """The options ``solve(method=...)`` accepts, one per line (name, type, range, default).
+
+    Examples
+    --------
+    >>> print(options_help("local"))   # doctest: +ELLIPSIS
+    method 'local':
+      max_sweeps (int (1 <= x), default 1000): descent sweeps over all classes
+    ...
+    """
+    from .solver import method_options
+
+    out = []
+    for spec in method_options(method):
+        out.append(f"{spec.owner}:")
+        out.extend("  " + o.describe() for o in spec)
+    return "\n".join(out)

@@ -62,5 +62,26 @@ class SolverError(PipecoreError, RuntimeError):
     """A solver or backend failed in a way the caller cannot fix by changing input."""
 
 
+class InvalidOptionError(PipecoreError, ValueError):
+    """A solver option is unknown, has the wrong type or is out of range; the message
+    lists what is accepted."""
+
+
 class BudgetExceededError(PipecoreError, RuntimeError):
-    """An exact method hit its configured cap (ideals, pairs, memory or time)."""
+    """An exact method hit its configured cap before finishing.
+
+    Attributes
+    ----------
+    reason : str
+        Which cap: ``"ideals"``, ``"memory"``, ``"pairs"`` or ``"time"``.
+    partition : Partition or None
+        The best valid partition known when the cap was hit.
+    stats : dict
+        What the method had counted (ideals, pairs, ...).
+    """
+
+    def __init__(self, message: str, reason: str, partition=None, stats=None):
+        super().__init__(message)
+        self.reason = reason
+        self.partition = partition
+        self.stats = dict(stats or {})

@@ -15,32 +15,43 @@ import numpy as np
 
 from . import errors
 
-__all__ = ["Graph", "Contraction", "check_k", "check_mem_cap"]
+from ._validate import INT32_MAX, as_float_array, as_int, as_int_array
+
+__all__ = ["Graph", "Contraction"]
 
 _INT = np.int32
 
 
-def _as_cost(name: str, values, n: int, default: float | None = 0.0) -> np.ndarray:
-    """Validate one per-node cost array: shape (n,), finite, non-negative."""
+def _as_cost(name: str, values, n: int) -> np.ndarray:
+    """Validate one per-node cost array: shape (n,), numbers, finite, >= 0, and small
+    enough that sums over the whole graph stay finite (no overflow to inf)."""
     if values is None:
-        return np.full(n, default, dtype=np.float64)
-    try:
-        arr = np.array(values, dtype=np.float64)  # private copy: we freeze it below
-    except (TypeError, ValueError) as exc:
-        raise errors.InvalidCostError(f"{name}: cannot convert to float64 ({exc})") from None
-    if arr.shape != (n,):
-        raise errors.InvalidCostError(f"{name}: expected shape ({n},), got {arr.shape}")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise errors.InvalidCostError(f"{name}[{i}] = {arr[i]!r}: costs must be finite")
-    neg = arr < 0
-    if neg.any():
-        i = int(np.flatnonzero(neg)[0])
-        raise errors.InvalidCostError(f"{name}[{i}] = {arr[i]!r}: costs must be >= 0")
+        arr = np.zeros(n, dtype=np.float64)
+    else:
+        arr = as_float_array(values, name, n, error=errors.InvalidCostError)
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise errors.InvalidCostError(f"{name}[{i}] = {arr[i]!r}: costs must be finite")
+        neg = arr < 0
+        if neg.any():
+            i = int(np.flatnonzero(neg)[0])
+            raise errors.InvalidCostError(f"{name}[{i}] = {arr[i]!r}: costs must be >= 0")
+        with np.errstate(over="ignore"):
+            total = float(np.sum(arr))
+        if not total <= _COST_SUM_MAX:
+            raise errors.InvalidCostError(
+                f"{name}: the values sum to {total:g}, which overflows the cost sums "
+                f"(the total must stay below {_COST_SUM_MAX:g}); rescale the costs "
+                f"(e.g. to other time or memory units)")
     arr = np.ascontiguousarray(arr)
     arr.flags.writeable = False
     return arr
+
+
+#: every cost sum pipecore forms (a stage: its work plus two comm terms per producer)
+#: must stay finite; a total below this per cost array guarantees it.
+_COST_SUM_MAX = 1e300
 
 
 def _csr(n: int, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -64,51 +75,25 @@ def _is_acyclic(n: int, src: np.ndarray, dst: np.ndarray) -> bool:
     return _graph.topological_order(succ_ptr, succ_idx, pred_ptr, order) == n
 
 
-def check_k(k) -> int:
-    """Return k as an int, or raise :class:`InvalidStageCountError` unless it is an integer >= 1."""
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
-        raise errors.InvalidStageCountError(f"k must be an integer >= 1, got {k!r}")
-    if k < 1:
-        raise errors.InvalidStageCountError(f"k must be >= 1, got {k}")
-    return int(k)
+def _pairs(edges) -> list:
+    """The edges as a list of 2-sequences, or InvalidGraphError naming the bad one."""
+    out = list(edges)
+    for i, e in enumerate(out):
+        if isinstance(e, (str, bytes)) or not hasattr(e, "__len__") or len(e) != 2:
+            raise errors.InvalidGraphError(f"edges[{i}] = {e!r}: expected a pair (src, dst)")
+    return out
 
 
-def check_mem_cap(graph: "Graph", k: int, mem_cap) -> float | None:
-    """Validate a per-stage memory cap against the necessary conditions for feasibility.
-
-    Raises :class:`InfeasibleMemoryError` when a single node, a colocation group
-    (which must share a stage) or the whole graph cannot fit: ``mem[v] > cap``,
-    ``mem(group) > cap`` or ``sum(mem) > k * cap``. These conditions are necessary,
-    not sufficient (deciding feasibility exactly is NP-hard); a solver that finds no
-    feasible partition under a cap that passes them says so in its result.
-    """
-    if mem_cap is None:
-        return None
-    cap = float(mem_cap)
-    if not np.isfinite(cap) or cap < 0:
-        raise errors.InvalidCostError(f"mem_cap must be finite and >= 0, got {mem_cap!r}")
-    mem = graph.mem
-    if mem.size and mem.max() > cap:
-        v = int(np.argmax(mem))
-        raise errors.InfeasibleMemoryError(
-            f"node {graph.name(v)!r} needs mem {mem[v]:g} > mem_cap {cap:g}: no partition fits"
-        )
-    if graph.group is not None:
-        g = graph.group
-        has = g >= 0
-        if has.any():
-            sums = np.bincount(g[has], weights=mem[has])
-            if sums.max() > cap:
-                gid = int(np.argmax(sums))
-                raise errors.InfeasibleMemoryError(
-                    f"colocation group {gid} needs mem {sums[gid]:g} > mem_cap {cap:g}"
-                )
-    total = float(mem.sum())
-    if total > k * cap * (1 + 1e-12):
-        raise errors.InfeasibleMemoryError(
-            f"total mem {total:g} > k * mem_cap = {k} * {cap:g}: no {k}-partition fits"
-        )
-    return cap
+def _edge_array(edges) -> np.ndarray:
+    """An (m, 2) int64 array of edge indices from an array or an iterable of pairs."""
+    if isinstance(edges, np.ndarray):
+        if edges.size and (edges.ndim != 2 or edges.shape[1] != 2):
+            raise errors.InvalidGraphError(f"edges: expected shape (m, 2), got {edges.shape}")
+        flat = as_int_array(edges.ravel(), "edges", maximum=None)
+        return flat.reshape(-1, 2)
+    pairs = _pairs(edges)
+    flat = [x for e in pairs for x in e]
+    return as_int_array(flat, "edges", maximum=None).reshape(-1, 2)
 
 
 class Graph:
@@ -147,18 +132,20 @@ class Graph:
     __slots__ = (
         "n", "m", "src", "dst", "succ_ptr", "succ_idx", "pred_ptr", "pred_idx",
         "work", "comm", "mem", "act_mem", "group", "backward", "_names", "metadata", "_topo",
-        "_contraction",
+        "_contraction", "_precedence",
     )
 
     def __init__(self, n: int, src, dst, work=None, comm=None, mem=None, *,
                  group=None, backward=None, act_mem=None,
                  names: Sequence[str] | None = None,
                  metadata: Mapping[str, Any] | None = None):
-        n = int(n)
+        n = as_int(n, "n", maximum=INT32_MAX - 1)
         if n <= 0:
             raise errors.EmptyGraphError("graph has no nodes")
-        src = np.asarray(src, dtype=np.int64).ravel()
-        dst = np.asarray(dst, dtype=np.int64).ravel()
+        src = as_int_array(np.ravel(src) if isinstance(src, np.ndarray) else src, "src",
+                           maximum=None)
+        dst = as_int_array(np.ravel(dst) if isinstance(dst, np.ndarray) else dst, "dst",
+                           maximum=None)
         if src.shape != dst.shape:
             raise errors.InvalidGraphError(f"src and dst differ in length ({src.size} vs {dst.size})")
         for arr in (src, dst):
@@ -190,12 +177,21 @@ class Graph:
             names = [str(s) for s in names]
             if len(names) != n:
                 raise errors.InvalidGraphError(f"names: expected {n} entries, got {len(names)}")
+            if len(set(names)) != n:
+                seen: dict[str, int] = {}
+                for i, name in enumerate(names):
+                    if name in seen:
+                        raise errors.DuplicateNodeError(
+                            f"duplicate node name {name!r} (nodes {seen[name]} and {i}); "
+                            f"names must identify nodes")
+                    seen[name] = i
         self._names = names
         self.group = self._check_group(group)
         self.backward = self._check_backward(backward)
         self.metadata = dict(metadata or {})
         self._topo = None
         self._contraction = None
+        self._precedence = None
         self.topological_order()  # raises CycleError
 
     # ------------------------------------------------------------------ constructors
@@ -210,9 +206,9 @@ class Graph:
         ``ids`` (one hashable id per node, in the order of ``work``) the endpoints
         are ids, which must be unique. Names default to ``str(id)``.
         """
-        work_arr = np.asarray(work, dtype=np.float64) if work is not None else None
-        if work_arr is None or work_arr.ndim != 1:
+        if work is None:
             raise errors.InvalidCostError("work: expected a 1-D array with one value per node")
+        work_arr = as_float_array(work, "work", error=errors.InvalidCostError)
         n = work_arr.shape[0]
         pairs = list(edges) if not isinstance(edges, np.ndarray) else edges
         if ids is not None:
@@ -225,13 +221,13 @@ class Graph:
                     raise errors.DuplicateNodeError(f"duplicate node id {node_id!r}")
                 index[node_id] = i
             try:
-                arr = np.array([(index[a], index[b]) for a, b in pairs], dtype=np.int64)
+                arr = np.array([(index[a], index[b]) for a, b in _pairs(pairs)], dtype=np.int64)
             except KeyError as exc:
                 raise errors.UnknownNodeError(f"edge names unknown node id {exc.args[0]!r}") from None
             if names is None:
                 names = [str(x) for x in ids]
         else:
-            arr = np.asarray(pairs, dtype=np.int64)
+            arr = _edge_array(pairs)
         arr = arr.reshape(-1, 2) if arr.size else np.zeros((0, 2), dtype=np.int64)
         return cls(n, arr[:, 0], arr[:, 1], work_arr, comm, mem, group=group, backward=backward,
                    act_mem=act_mem, names=names, metadata=metadata)
@@ -378,33 +374,82 @@ class Graph:
         return out
 
     # ------------------------------------------------------------------ transforms
-    def contract(self) -> "Contraction":
-        """Contract colocation groups, then every cycle that contraction creates (cached).
+    def precedence_edges(self) -> tuple[np.ndarray, np.ndarray]:
+        """The edges a partition must keep forward, as (src, dst) node arrays (cached).
 
-        Nodes that must share a stage (one group, or one strongly connected
-        component of the group-quotient) become one node. The quotient is a DAG
-        whose work and mem are summed; its ``comm`` is the sum of the members' comm
-        over members with a successor outside the class, an upper bound on what the
-        class can send (exact costs must still be evaluated on the original graph,
-        since communication is per producer). O(n + m): a native Kahn pass decides
-        whether the group quotient is acyclic (the common case); only when it is not
-        are scipy's strongly connected components needed.
+        Inference graphs: every edge. Training graphs (DESIGN.md section 1b): the
+        forward-to-forward edges, plus, for every backward edge ``a -> c`` that
+        touches a backward-only class (no forward node: its stage is set by an empty
+        forward placeholder), the mirrored edge ``class(c) -> class(a)`` between
+        representative nodes of the two classes. Edges that touch a backward node
+        otherwise impose no order. O(n + m).
+        """
+        if self._precedence is None:
+            self._precedence = self._build_precedence()
+        return self._precedence
+
+    def _class_labels(self) -> tuple[np.ndarray, int]:
+        """Colocation class label per node (groups share one; others are singletons)."""
+        label = np.arange(self.n, dtype=np.int64)
+        if self.group is not None:
+            has = self.group >= 0
+            label[has] = self.n + self.group[has]  # group members share one label
+            _, label = np.unique(label, return_inverse=True)
+        return label.astype(np.int64), int(label.max()) + 1
+
+    def _build_precedence(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.backward is None:
+            return self.src, self.dst
+        bw = self.backward
+        fwd_edge = ~bw[self.src] & ~bw[self.dst]
+        src, dst = [self.src[fwd_edge]], [self.dst[fwd_edge]]
+        label, q = self._class_labels()
+        has_fwd = np.zeros(q, dtype=bool)
+        has_fwd[label[~bw]] = True
+        # representative node of each class: a forward member if any, else any member
+        rep = np.full(q, -1, dtype=np.int64)
+        order = np.argsort(bw, kind="stable")          # forward nodes first
+        rep[label[order[::-1]]] = order[::-1]          # the last write wins: a forward node
+        both_bw = bw[self.src] & bw[self.dst]
+        a, c = self.src[both_bw].astype(np.int64), self.dst[both_bw].astype(np.int64)
+        orphan = ~has_fwd[label[a]] | ~has_fwd[label[c]]
+        ma, mc = rep[label[c[orphan]]], rep[label[a[orphan]]]   # mirrored: class(c) -> class(a)
+        keep = label[ma] != label[mc]
+        src.append(ma[keep].astype(_INT))
+        dst.append(mc[keep].astype(_INT))
+        s, d = np.concatenate(src).astype(np.int64), np.concatenate(dst).astype(np.int64)
+        key = np.unique(s * self.n + d)
+        ps, pd = (key // self.n).astype(_INT), (key % self.n).astype(_INT)
+        ps.flags.writeable = False
+        pd.flags.writeable = False
+        return ps, pd
+
+    def contract(self) -> "Contraction":
+        """Contract colocation classes, then every cycle that contraction creates (cached).
+
+        Nodes that must share a stage (one group -- in a training graph one colour
+        class, forward and backward nodes together -- or one strongly connected
+        component of the class graph) become one node. The quotient's edges are the
+        :meth:`precedence_edges` between classes, so a chain of ideals of the
+        quotient is exactly a valid partition; its work and mem are summed; its
+        ``comm`` is the sum of the members' comm over members with a successor
+        outside the class, an upper bound on what the class can send (exact costs
+        are always evaluated on the original graph, since communication is per
+        producer). O(n + m): a native Kahn pass decides whether the class graph is
+        acyclic (the common case); only when it is not are scipy's strongly
+        connected components needed.
         """
         if self._contraction is None:
             self._contraction = self._build_contraction()
         return self._contraction
 
     def _build_contraction(self) -> "Contraction":
-        label = np.arange(self.n, dtype=np.int64)
-        if self.group is not None:
-            has = self.group >= 0
-            label[has] = self.n + self.group[has]  # group members share one label
-            _, label = np.unique(label, return_inverse=True)
-        q = int(label.max()) + 1
-        qs, qd = label[self.src], label[self.dst]
+        label, q = self._class_labels()
+        src, dst = self.precedence_edges()
+        qs, qd = label[src], label[dst]
         keep = qs != qd
         qs, qd = qs[keep], qd[keep]
-        if self.group is None or _is_acyclic(q, qs, qd):
+        if (self.group is None and self.backward is None) or _is_acyclic(q, qs, qd):
             return Contraction.build(self, label.astype(_INT), q)
         from scipy.sparse import csr_matrix
         from scipy.sparse.csgraph import connected_components
@@ -415,8 +460,9 @@ class Graph:
 
     def __repr__(self) -> str:
         groups = 0 if self.group is None else int(self.group.max()) + 1
+        kind = ", training" if self.backward is not None else ""
         return (f"Graph(n={self.n}, m={self.m}, work={self.total_work:.6g}, "
-                f"groups={groups})")
+                f"groups={groups}{kind})")
 
 
 @dataclass(frozen=True)
@@ -436,12 +482,17 @@ class Contraction:
 
     @classmethod
     def build(cls, original: Graph, node_map: np.ndarray, q: int) -> "Contraction":
-        src, dst = node_map[original.src], node_map[original.dst]
-        keep = src != dst
+        """The quotient of ``original`` under ``node_map`` (class per node, 0..q-1), with the
+        precedence edges between classes. O(n + m log m)."""
+        all_s, all_d = node_map[original.src], node_map[original.dst]
         external = np.zeros(original.n, dtype=bool)
-        external[original.src[keep]] = True
+        external[original.src[all_s != all_d]] = True
+        ps, pd = original.precedence_edges()
+        src, dst = node_map[ps], node_map[pd]
+        keep = src != dst
         work = np.bincount(node_map, weights=original.work, minlength=q)
         mem = np.bincount(node_map, weights=original.mem, minlength=q)
+        act = np.bincount(node_map, weights=original.act_mem, minlength=q)
         comm = np.bincount(node_map, weights=original.comm * external, minlength=q)
         member_ptr = np.zeros(q + 1, dtype=_INT)
         np.cumsum(np.bincount(node_map, minlength=q), out=member_ptr[1:])
@@ -449,7 +500,7 @@ class Contraction:
         names = None
         if original._names is not None:  # a class is named after its first member
             names = [original._names[i] for i in member_idx[member_ptr[:-1]].tolist()]
-        quotient = Graph(q, src[keep], dst[keep], work, comm, mem, names=names,
+        quotient = Graph(q, src[keep], dst[keep], work, comm, mem, act_mem=act, names=names,
                          metadata=original.metadata)
         return cls(quotient, original, node_map.astype(_INT), member_ptr, member_idx)
 

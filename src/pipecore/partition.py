@@ -1,57 +1,97 @@
 """Partitions and the cost model (DESIGN.md section 1).
 
-A :class:`Partition` assigns a stage ``0..k-1`` to every node. Its stage cost is
-compute plus every tensor it receives plus every tensor it sends, each counted
-once per stage; the bottleneck is the largest stage cost. Evaluation runs in the
-native kernel in O(n + m + k).
+A :class:`Partition` is a stage index per node. Its stage costs
+``f(S) = work(S) + comm(In(S)) + comm(Out(S))`` are evaluated by the native kernel
+in O(n + m) over the *occupied* stages only, so a partition into ``k = 10**9``
+stages costs no more than one into ``n``: stages nobody uses are empty and cost
+nothing. The same formula holds for training graphs (a stage then holds forward
+and backward nodes, and an edge may cross its boundary in either direction).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from . import errors
 from ._native import _cost
-from .graph import Graph, check_k
+from ._validate import as_int_array
+from .graph import Graph
+from .problem import MEM_RTOL, Schedule, check_k
 
 __all__ = ["Partition", "StageBreakdown", "evaluate_bottleneck"]
 
 
 @dataclass(frozen=True)
 class StageBreakdown:
-    """Per-stage cost components (arrays of length k)."""
+    """Per-stage cost components of the non-empty stages.
 
+    ``stages`` lists the indices of the non-empty stages in increasing order; every
+    array is aligned with it. ``mem`` is the memory the stage holds under the
+    schedule it was computed for (static plus activations of the micro-batches in
+    flight), ``static`` and ``act`` its two parts. Stages not listed are empty.
+    """
+
+    k: int
+    stages: np.ndarray
+    nodes: np.ndarray
     work: np.ndarray
     recv: np.ndarray
     send: np.ndarray
+    static: np.ndarray
+    act: np.ndarray
     mem: np.ndarray
 
     @property
     def total(self) -> np.ndarray:
         return self.work + self.recv + self.send
 
+    def dense(self, field: str = "total") -> np.ndarray:
+        """One component for every stage ``0..k-1`` (zeros for empty stages); O(k) memory."""
+        out = np.zeros(self.k)
+        out[self.stages] = getattr(self, field)
+        return out
 
-def _stage_array(graph: Graph, stage, k: int) -> np.ndarray:
-    arr = np.asarray(stage)
-    if arr.shape != (graph.n,):
-        raise errors.InvalidPartitionError(
-            f"stage vector: expected one stage per node (shape ({graph.n},)), got {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if not np.all(np.equal(np.mod(arr, 1), 0)):
-            raise errors.InvalidPartitionError("stage vector: stages must be integers")
-    arr = np.ascontiguousarray(arr, dtype=np.int32)
+    def to_records(self) -> list[dict[str, Any]]:
+        """One JSON-ready dict per non-empty stage."""
+        total = self.total
+        return [{"stage": int(s), "nodes": int(c), "work": float(w), "recv": float(r),
+                 "send": float(d), "total": float(t), "mem": float(m)}
+                for s, c, w, r, d, t, m in zip(self.stages, self.nodes, self.work, self.recv,
+                                               self.send, total, self.mem)]
+
+
+def _stage_array(graph: Graph, stage: Any, k: int) -> np.ndarray:
+    """A read-only int32 stage vector, or InvalidPartitionError naming the node. O(n)."""
+    arr = as_int_array(stage, "stage", graph.n, maximum=None,
+                       error=errors.InvalidPartitionError)
     bad = (arr < 0) | (arr >= k)
     if bad.any():
         v = int(np.flatnonzero(bad)[0])
         raise errors.InvalidPartitionError(
             f"node {graph.name(v)!r} has stage {int(arr[v])}, outside 0..{k - 1}")
-    return arr
+    out = np.ascontiguousarray(arr, dtype=np.int32)
+    out.flags.writeable = False
+    return out
 
 
-def evaluate_bottleneck(graph: Graph, stage: np.ndarray, k: int) -> float:
-    """Bottleneck of a raw int32 stage vector (no validation; for inner loops)."""
-    return _cost.bottleneck(graph.succ_ptr, graph.succ_idx, graph.work, graph.comm, stage, k)
+def evaluate_bottleneck(graph: Graph, stage: Any, k: int) -> float:
+    """Bottleneck of a stage vector (validated; ``InvalidPartitionError`` on a stage
+    outside ``0..k-1``). O(n + m). For inner loops, use :class:`Partition` once and
+    the native kernels on its arrays.
+
+    Examples
+    --------
+    >>> g = Graph(2, [0], [1], work=[1.0, 2.0], comm=[0.5, 0.0])
+    >>> evaluate_bottleneck(g, [0, 1], 2)     # stage 1: work 2 + receive 0.5
+    2.5
+    """
+    k = check_k(k)
+    arr = _stage_array(graph, stage, k)
+    span = int(arr.max()) + 1 if arr.size else 1
+    return float(_cost.bottleneck(graph.succ_ptr, graph.succ_idx, graph.work, graph.comm,
+                                  arr, span))
 
 
 class Partition:
@@ -64,28 +104,42 @@ class Partition:
         Stage of each node, in ``0..k-1``.
     k : int, optional
         Number of stages (default ``max(stage) + 1``). Stages may be empty.
+
+    Examples
+    --------
+    >>> g = Graph(3, [0, 1], [1, 2], work=[1.0, 2.0, 3.0], comm=[0.5, 0.5, 0.0])
+    >>> p = Partition(g, [0, 0, 1], k=2)
+    >>> p.stage_costs().tolist(), p.bottleneck
+    ([3.5, 3.5], 3.5)
+    >>> p.violations()
+    []
     """
 
     __slots__ = ("graph", "stage", "k", "_breakdown")
 
-    def __init__(self, graph: Graph, stage, k: int | None = None):
+    def __init__(self, graph: Graph, stage: Any, k: int | None = None):
+        if not isinstance(graph, Graph):
+            raise TypeError(f"graph must be a pipecore.Graph, got {type(graph).__name__}")
         if k is None:
-            arr = np.asarray(stage)
+            arr = as_int_array(stage, "stage", graph.n, minimum=0,
+                               error=errors.InvalidPartitionError)
             k = int(arr.max()) + 1 if arr.size else 1
         self.k = check_k(k)
         self.graph = graph
         self.stage = _stage_array(graph, stage, self.k)
-        self.stage.flags.writeable = False
-        self._breakdown = None
+        self._breakdown: dict[Schedule, StageBreakdown] = {}
 
     @classmethod
-    def from_stages(cls, graph: Graph, stages, k: int | None = None) -> "Partition":
+    def from_stages(cls, graph: Graph, stages: Any, k: int | None = None) -> "Partition":
         """Build from a list of node lists (indices or names), one per stage."""
         index = {name: i for i, name in enumerate(graph.names)}
         stage = np.full(graph.n, -1, dtype=np.int64)
         for s, nodes in enumerate(stages):
+            if isinstance(nodes, (str, bytes)) or not hasattr(nodes, "__iter__"):
+                raise errors.InvalidPartitionError(f"stage {s}: expected a list of nodes")
             for v in nodes:
-                i = v if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else index.get(v)
+                i = v if isinstance(v, (int, np.integer)) and not isinstance(v, bool) \
+                    else index.get(v) if isinstance(v, str) else None
                 if i is None or not 0 <= i < graph.n:
                     raise errors.UnknownNodeError(f"stage {s} names unknown node {v!r}")
                 if stage[i] >= 0:
@@ -97,37 +151,64 @@ class Partition:
         return cls(graph, stage, k if k is not None else max(len(stages), 1))
 
     # ------------------------------------------------------------------ costs
-    def breakdown(self) -> StageBreakdown:
-        """Per-stage work, received and sent communication, and memory (cached)."""
-        if self._breakdown is None:
-            k = self.k
-            w, r, s = np.empty(k), np.empty(k), np.empty(k)
-            g = self.graph
-            _cost.stage_breakdown(g.succ_ptr, g.succ_idx, g.work, g.comm, self.stage, w, r, s)
-            mem = np.bincount(self.stage, weights=g.mem, minlength=k)
-            self._breakdown = StageBreakdown(w, r, s, mem)
-        return self._breakdown
+    def breakdown(self, schedule: Schedule | str = Schedule.PLAIN) -> StageBreakdown:
+        """Per-stage work, received and sent communication and memory of the non-empty
+        stages (cached). O(n + m) plus O(n log n) when the stage indices are sparse."""
+        schedule = Schedule(schedule)
+        if schedule not in self._breakdown:
+            self._breakdown[schedule] = self._compute(schedule)
+        return self._breakdown[schedule]
+
+    def _compute(self, schedule: Schedule) -> StageBreakdown:
+        g, st = self.graph, self.stage
+        hi = int(st.max()) + 1 if st.size else 1
+        if hi <= 4 * g.n + 64:           # dense: index the kernel by stage directly
+            counts = np.bincount(st, minlength=hi)
+            stages = np.flatnonzero(counts)
+            local, span = st, hi
+        else:                            # sparse stage ids: compact them first
+            stages, local = np.unique(st, return_inverse=True)
+            local = np.ascontiguousarray(local, dtype=np.int32)
+            span = stages.size
+            counts = np.bincount(local, minlength=span)
+        w, r, s = np.empty(span), np.empty(span), np.empty(span)
+        _cost.stage_breakdown(g.succ_ptr, g.succ_idx, g.work, g.comm, local, w, r, s)
+        static = np.bincount(local, weights=g.mem, minlength=span)
+        act = np.bincount(local, weights=g.act_mem, minlength=span) if g.act_mem.any() \
+            else np.zeros(span)
+        if span != stages.size:          # dense path: keep only the occupied stages
+            w, r, s, static, act, counts = (a[stages] for a in (w, r, s, static, act, counts))
+        if schedule is Schedule.ONE_F_ONE_B:
+            inflight = np.arange(stages.size, 0, -1, dtype=np.float64)
+        else:
+            inflight = np.ones(stages.size)
+        return StageBreakdown(self.k, stages.astype(np.int64), counts.astype(np.int64), w, r, s,
+                              static, act, static + inflight * act)
 
     def stage_costs(self) -> np.ndarray:
-        """Cost f(S_i) of every stage, shape (k,)."""
-        return self.breakdown().total
+        """Cost f(S_i) of every stage, shape (k,) (O(k) memory; see :meth:`breakdown`
+        for the non-empty stages only)."""
+        return self.breakdown().dense("total")
 
     @property
     def bottleneck(self) -> float:
         """The largest stage cost; throughput is its inverse."""
-        return float(self.stage_costs().max())
+        total = self.breakdown().total
+        return float(total.max()) if total.size else 0.0
 
-    def stage_memory(self) -> np.ndarray:
-        return self.breakdown().mem
+    def stage_memory(self, schedule: Schedule | str = Schedule.PLAIN) -> np.ndarray:
+        """Memory of every stage under ``schedule``, shape (k,)."""
+        return self.breakdown(schedule).dense("mem")
 
     def stages(self) -> list[np.ndarray]:
-        """Node indices of each stage."""
+        """Node indices of each stage (k lists; O(n + k))."""
         order = np.argsort(self.stage, kind="stable")
         cuts = np.searchsorted(self.stage[order], np.arange(1, self.k))
         return np.split(order, cuts)
 
     def move_delta(self, v: int, new_stage: int) -> np.ndarray:
-        """Change of every stage cost if node v moved to ``new_stage`` (O(deg) native).
+        """Change of every stage cost if node v moved to ``new_stage`` (O(deg) native,
+        plus O(k) for the returned array).
 
         Only v's terms and its predecessors' can change, so the kernel touches
         O(outdeg(v) + sum of outdeg over pred(v)) entries.
@@ -148,18 +229,24 @@ class Partition:
         return Partition(self.graph, stage, self.k)
 
     # ------------------------------------------------------------------ validity
-    def violations(self, mem_cap: float | None = None, limit: int = 10) -> list[str]:
+    def violations(self, mem_cap: float | None = None, *,
+                   schedule: Schedule | str = Schedule.PLAIN, limit: int = 10) -> list[str]:
         """Why this partition is invalid (empty list when it is valid).
 
-        Checks that every edge goes forward (``stage[u] <= stage[v]``), that every
-        colocation group lies in one stage, and that no stage exceeds ``mem_cap``.
-        At most ``limit`` messages per kind.
+        Checks that every precedence edge goes forward (``stage[u] <= stage[v]``; in a
+        training graph only forward-to-forward edges and the mirrored edges of
+        backward-only classes, :meth:`Graph.precedence_edges`), that every colocation
+        group (colour class) lies in one stage, and that no stage holds more than
+        ``mem_cap`` under ``schedule``. At most ``limit`` messages per kind.
         """
+        from ._validate import as_float
+
         g, st = self.graph, self.stage
         out: list[str] = []
-        back = np.flatnonzero(st[g.src] > st[g.dst])
+        src, dst = g.precedence_edges()
+        back = np.flatnonzero(st[src] > st[dst])
         for e in back[:limit]:
-            u, v = int(g.src[e]), int(g.dst[e])
+            u, v = int(src[e]), int(dst[e])
             out.append(f"edge {g.name(u)!r} -> {g.name(v)!r} goes backward "
                        f"(stage {int(st[u])} -> {int(st[v])})")
         if back.size > limit:
@@ -177,17 +264,20 @@ class Partition:
                 out.append(f"colocation group {int(gid)} is split over stages "
                            f"{int(lo[gid])}..{int(hi[gid])}")
         if mem_cap is not None:
-            mem = self.stage_memory()
-            for s in np.flatnonzero(mem > mem_cap * (1 + 1e-12))[:limit]:
-                out.append(f"stage {int(s)} uses mem {mem[s]:g} > mem_cap {mem_cap:g}")
+            cap = as_float(mem_cap, "mem_cap", minimum=0.0, error=errors.InvalidCostError)
+            b = self.breakdown(schedule)
+            for i in np.flatnonzero(b.mem > cap * (1 + MEM_RTOL))[:limit]:
+                out.append(f"stage {int(b.stages[i])} uses mem {b.mem[i]:g} > mem_cap {cap:g}")
         return out
 
-    def is_valid(self, mem_cap: float | None = None) -> bool:
-        return not self.violations(mem_cap, limit=1)
+    def is_valid(self, mem_cap: float | None = None, *,
+                 schedule: Schedule | str = Schedule.PLAIN) -> bool:
+        return not self.violations(mem_cap, schedule=schedule, limit=1)
 
-    def check(self, mem_cap: float | None = None) -> "Partition":
+    def check(self, mem_cap: float | None = None, *,
+              schedule: Schedule | str = Schedule.PLAIN) -> "Partition":
         """Return self, or raise InvalidPartitionError listing the violations."""
-        problems = self.violations(mem_cap)
+        problems = self.violations(mem_cap, schedule=schedule)
         if problems:
             raise errors.InvalidPartitionError("invalid partition: " + "; ".join(problems))
         return self
@@ -195,16 +285,14 @@ class Partition:
     # ------------------------------------------------------------------ misc
     def relabel(self, k: int | None = None) -> "Partition":
         """Same partition with empty stages dropped (stage order kept), optionally padded to k."""
-        used = np.unique(self.stage)
-        remap = np.full(self.k, -1, dtype=np.int32)
-        remap[used] = np.arange(used.size, dtype=np.int32)
-        return Partition(self.graph, remap[self.stage], max(k or 0, used.size, 1))
+        used, local = np.unique(self.stage, return_inverse=True)
+        return Partition(self.graph, local.astype(np.int32), max(k or 0, used.size, 1))
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return (isinstance(other, Partition) and other.graph is self.graph and other.k == self.k
                 and np.array_equal(other.stage, self.stage))
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((id(self.graph), self.k, self.stage.tobytes()))
 
     def __repr__(self) -> str:

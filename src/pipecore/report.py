@@ -60,12 +60,12 @@ def summarize(rows: Sequence[dict]) -> list[dict[str, Any]]:
         ub = min(ubs) if ubs else None
         lb = max(lbs) if lbs else None
         gap = (ub / lb - 1.0 if ub > lb else 0.0) if ub is not None and lb else None
-        statuses = sorted({str(r.get("status")) for r in rs})
+        statuses = sorted({"error" if r.get("error") else str(r.get("quality")) for r in rs})
         times = [r["wall_time"] for r in rs if _finite(r.get("wall_time"))]
         out.append({"graph": g, "k": k, "method": m, "runs": len(rs), "upper_bound": ub,
-                    "lower_bound": lb, "gap": gap, "status": ",".join(statuses),
+                    "lower_bound": lb, "gap": gap, "quality": ",".join(statuses),
                     "time": float(np.mean(times)) if times else None,
-                    "errors": sum(1 for r in rs if r.get("status") == "error")})
+                    "errors": sum(1 for r in rs if r.get("error"))})
     return out
 
 
@@ -79,7 +79,7 @@ def _cell(v, key: str) -> str:
     return str(v)
 
 
-_COLUMNS = ("graph", "k", "method", "runs", "upper_bound", "lower_bound", "gap", "status", "time")
+_COLUMNS = ("graph", "k", "method", "runs", "upper_bound", "lower_bound", "gap", "quality", "time")
 
 
 def format_table(summary: Sequence[dict], columns: Sequence[str] = _COLUMNS) -> str:
@@ -216,9 +216,16 @@ def _pick_instance(rows: Sequence[dict], graph=None, k=None, key=None):
         if not hit:
             raise ValueError(f"no finished instance with key {key!r} and a partition")
         return hit[0]
+    if graph is not None and not any(r.get("graph") == graph for r in rows):
+        names = sorted({str(r.get("graph")) for r in rows})
+        raise ValueError(f"no results for graph {graph!r}; the results hold {', '.join(names)}")
     if graph is None and cands:
         graph = min(str(r.get("graph")) for r in cands)  # first graph of the summary table
     cands = [r for r in cands if r.get("graph") == graph]
+    if k is not None and not any(r.get("k") == k for r in cands):
+        ks = sorted({r.get("k") for r in cands})
+        raise ValueError(f"no finished result for graph {graph!r} with k={k}; "
+                         f"k values with a partition: {ks or 'none'}")
     if k is None and cands:
         k = max(r["k"] for r in cands)
     cands = [r for r in cands if r.get("k") == k]
@@ -238,9 +245,15 @@ def make_report(results, outdir: str | os.PathLike, *, graph: str | None = None,
     """Write ``bounds.png``, ``stages.png`` and ``report.html`` for a results file or rows."""
     from .sweep import read_results
 
-    rows = read_results(results) if isinstance(results, (str, os.PathLike)) else list(results)
+    if isinstance(results, (str, os.PathLike)):
+        if not os.path.exists(results):
+            raise FileNotFoundError(f"{os.fspath(results)}: no such results file")
+        rows = read_results(results)
+    else:
+        rows = list(results)
     if not rows:
-        raise ValueError(f"no results in {results!r}" if isinstance(results, (str, os.PathLike))
+        raise ValueError(f"{os.fspath(results)}: no result rows (empty, or not a results file "
+                         f"written by `pipecore sweep`)" if isinstance(results, (str, os.PathLike))
                          else "no results given")
     outdir = os.fspath(outdir)
     os.makedirs(outdir, exist_ok=True)
@@ -256,7 +269,7 @@ def make_report(results, outdir: str | os.PathLike, *, graph: str | None = None,
                   and r.get("k") == best.get("k") and _finite(r.get("lower_bound"))),
                  default=None)
         ttl = (f"{best.get('graph')}, k={best.get('k')}: best partition "
-               f"({best.get('method_used') or best.get('method')})")
+               f"({best.get('upper_bound_source') or best.get('method')})")
         unit = "us" if best.get("time_unit") == 1e-6 else ""
         p = plot_stages(best["stage_work"], best["stage_recv"], best["stage_send"],
                         os.path.join(outdir, "stages.png"), title=ttl, lower_bound=lb, unit=unit)
@@ -265,7 +278,7 @@ def make_report(results, outdir: str | os.PathLike, *, graph: str | None = None,
                       f"bottleneck {best['upper_bound']:.6g}"
                       + (f", best certified lower bound {lb:.6g}" if lb else "") + "</p>\n"
                       f'<img alt="per-stage costs" src="data:image/png;base64,{_b64(p)}">')
-    n_err = sum(1 for r in rows if r.get("status") == "error")
+    n_err = sum(1 for r in rows if r.get("error"))
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>

@@ -19,8 +19,8 @@ keyed by :attr:`Instance.key`; rerunning the same sweep on the same file skips
 every instance already recorded, so a killed sweep resumes where it stopped
 (a torn last JSON line is discarded). Each instance gets its own time limit
 through :func:`pipecore.solve` (cooperative: methods stop at the deadline and
-return their best partition); failures are recorded as rows with status
-``error`` instead of stopping the sweep.
+return their best partition); a failure is recorded as a row whose ``error`` field
+says what went wrong, instead of stopping the sweep.
 """
 from __future__ import annotations
 
@@ -81,13 +81,40 @@ def expand_grid(graphs: Sequence[str], ks: Sequence[int], methods: Sequence[str]
 
 
 # ---------------------------------------------------------------------- graph references
-def _parse_value(text: str):
-    for cast in (int, float):
+def _generator_kwargs(ref: str, fn, argtext: str) -> dict:
+    """Keyword arguments of a ``gen:NAME:key=value,...`` reference, converted to the types
+    the generator's signature declares (int, float, bool), with errors naming the key."""
+    import inspect
+
+    from ._validate import as_float, as_int
+
+    params = inspect.signature(fn).parameters
+    kwargs: dict = {}
+    for part in filter(None, argtext.split(",")):
+        key, eq, value = part.partition("=")
+        key, value = key.strip(), value.strip()
+        if not eq:
+            raise ValueError(f"{ref!r}: expected key=value, got {part!r}")
+        if key not in params or params[key].kind not in (params[key].KEYWORD_ONLY,
+                                                         params[key].POSITIONAL_OR_KEYWORD):
+            raise ValueError(f"{ref!r}: unknown argument {key!r}; {fn.__name__} accepts "
+                             f"{', '.join(p for p in params if not p.startswith('_'))}")
+        default = params[key].default
+        where = f"{ref!r}: {key}"
         try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+            if isinstance(default, bool) or value.lower() in ("true", "false"):
+                if value.lower() not in ("true", "false"):
+                    raise ValueError
+                kwargs[key] = value.lower() == "true"
+            elif isinstance(default, float):
+                kwargs[key] = as_float(float(value), where, error=ValueError)
+            else:
+                kwargs[key] = as_int(float(value) if "." in value or "e" in value.lower()
+                                     else int(value), where, error=ValueError)
+        except ValueError as exc:
+            msg = str(exc) if str(exc).startswith(where) else f"{where} = {value!r} is not valid"
+            raise ValueError(msg) from None
+    return kwargs
 
 
 @functools.lru_cache(maxsize=32)
@@ -106,12 +133,7 @@ def resolve_graph(ref: str):
             choices = [n for n in generators.__all__ if callable(getattr(generators, n))]
             raise ValueError(f"{ref!r}: unknown generator {name!r}; "
                              f"choose from {', '.join(choices)}")
-        kwargs = {}
-        for part in filter(None, argtext.split(",")):
-            key, eq, value = part.partition("=")
-            if not eq:
-                raise ValueError(f"{ref!r}: expected key=value, got {part!r}")
-            kwargs[key.strip()] = _parse_value(value.strip())
+        kwargs = _generator_kwargs(ref, fn, argtext)
         try:
             return fn(**kwargs)
         except TypeError as exc:
@@ -144,19 +166,22 @@ def run_instance(inst: Instance) -> dict[str, Any]:
                    time_unit=graph.metadata.get("time_unit"))
         res = solve(graph, inst.k, method=inst.method, mem_cap=cap,
                     time_limit=inst.time_limit, seed=inst.seed)
-        row.update(status=res.status, method_used=res.method, upper_bound=_num(res.upper_bound),
-                   lower_bound=_num(res.lower_bound), lower_bound_method=res.lower_bound_method,
-                   gap=_num(res.gap), solve_time=res.wall_time, message=res.message, error=None)
+        row.update(quality=res.quality.value, termination=res.termination.value,
+                   upper_bound=_num(res.upper_bound), lower_bound=_num(res.lower_bound),
+                   upper_bound_source=res.upper_bound_source,
+                   lower_bound_source=res.lower_bound_source, gap=_num(res.gap),
+                   solve_time=res.wall_time, phases=[p.to_dict() for p in res.phases],
+                   message=res.message, error=None)
         part = res.partition
         if part is not None:
             b = part.breakdown()
-            row.update(stage=part.stage.tolist(), stage_work=b.work.tolist(),
-                       stage_recv=b.recv.tolist(), stage_send=b.send.tolist(),
-                       stage_mem=b.mem.tolist())
+            row.update(stage=part.stage.tolist(), stage_work=b.dense("work").tolist(),
+                       stage_recv=b.dense("recv").tolist(), stage_send=b.dense("send").tolist(),
+                       stage_mem=b.dense("mem").tolist())
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # record and carry on: one bad instance must not stop a sweep
-        row.update(status="error", error=f"{type(exc).__name__}: {exc}")
+        row.update(error=f"{type(exc).__name__}: {exc}")
     row["wall_time"] = time.perf_counter() - t0
     row["host"] = socket.gethostname()
     row["finished_at"] = time.time()
@@ -407,7 +432,7 @@ def run_sweep(instances: Iterable[Instance], output: str | os.PathLike, *,
         ``local``: a process pool of ``jobs`` workers (default: all cores), one
         solver thread each. ``dask``: ``client`` or a ``scheduler`` address.
     retry_errors : bool
-        Rerun instances whose recorded row has status ``error``.
+        Rerun instances whose recorded row has an ``error``.
     progress : callable, optional
         ``progress(done, todo, row)`` after each finished instance.
     """
@@ -422,7 +447,7 @@ def run_sweep(instances: Iterable[Instance], output: str | os.PathLike, *,
         unique.setdefault(inst.key, inst)
     done = {r["key"]: r for r in load_results(output)}
     if retry_errors:
-        done = {k: r for k, r in done.items() if r.get("status") != "error"}
+        done = {k: r for k, r in done.items() if not r.get("error")}
     todo = [inst for key, inst in unique.items() if key not in done]
     summary = SweepSummary(total=len(unique), skipped=len(unique) - len(todo), output=output)
     if todo:
@@ -431,7 +456,7 @@ def run_sweep(instances: Iterable[Instance], output: str | os.PathLike, *,
             for row in _ITERS[executor](todo, jobs=jobs, scheduler=scheduler, client=client):
                 writer.write(row)
                 summary.ran += 1
-                if row.get("status") == "error":
+                if row.get("error"):
                     summary.errors += 1
                     summary.error_messages.append(f"{row['key']}: {row.get('error')}")
                 if progress is not None:
@@ -440,42 +465,3 @@ def run_sweep(instances: Iterable[Instance], output: str | os.PathLike, *,
             writer.close()
     summary.wall_time = time.perf_counter() - t0
     return summary
-
-
-
-def cli_run(args) -> int:
-    """``pipecore sweep``: expand the grid, run it, print a summary (exit 1 if any error)."""
-    import sys
-
-    from . import errors
-
-    cap: float | str | None = "graph"
-    if getattr(args, "no_mem_cap", False):
-        cap = None
-    elif getattr(args, "mem_cap", None) is not None:
-        cap = args.mem_cap
-    for g in args.graphs:  # fail fast on a bad reference, before starting workers
-        try:
-            resolve_graph(g)
-        except FileNotFoundError as exc:
-            raise ValueError(f"graph {g!r}: {exc}") from None
-    instances = expand_grid(args.graphs, args.k, args.methods, args.seeds,
-                            time_limit=args.time_limit, mem_cap=cap)
-
-    def show(done: int, todo: int, row: dict) -> None:
-        ub, lb = row.get("upper_bound"), row.get("lower_bound")
-        txt = (f"ub {ub:.6g} lb {lb:.6g}" if ub is not None and lb is not None
-               else str(row.get("error") or ""))
-        print(f"[{done}/{todo}] {row['key']}: {row.get('status')} {txt} "
-              f"({row.get('wall_time', 0):.2f} s)", file=sys.stderr, flush=True)
-
-    try:
-        summary = run_sweep(instances, args.output, executor=args.executor, jobs=args.jobs,
-                            scheduler=args.scheduler, retry_errors=args.retry_errors,
-                            progress=None if args.quiet else show)
-    except ImportError as exc:
-        raise errors.PipecoreError(str(exc)) from None
-    print(summary)
-    for msg in summary.error_messages[:10]:
-        print(f"  error: {msg}", file=sys.stderr)
-    return 1 if summary.errors else 0

@@ -95,12 +95,37 @@ cdef void move_delta_into(int32_t v, int32_t new_stage,
     stage[v] = old
 
 
+cdef Py_ssize_t _first_out_of_range(const int32_t[::1] stage, Py_ssize_t k) noexcept nogil:
+    """Index of the first stage outside 0..k-1, or -1."""
+    cdef Py_ssize_t u
+    for u in range(stage.shape[0]):
+        if stage[u] < 0 or stage[u] >= k:
+            return u
+    return -1
+
+
+cdef int _check(const int32_t[::1] stage, Py_ssize_t n, Py_ssize_t k) except -1:
+    cdef Py_ssize_t bad
+    if stage.shape[0] != n:
+        raise ValueError(f"stage vector has {stage.shape[0]} entries for {n} nodes")
+    with nogil:
+        bad = _first_out_of_range(stage, k)
+    if bad >= 0:
+        raise ValueError(f"stage[{bad}] = {stage[bad]} is outside 0..{k - 1}")
+    return 0
+
+
 def stage_breakdown(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
                     const double[::1] work, const double[::1] comm,
                     const int32_t[::1] stage, double[::1] w_out,
                     double[::1] recv_out, double[::1] send_out):
-    """Fill per-stage work, received and sent communication (arrays of length k)."""
+    """Fill per-stage work, received and sent communication (arrays of length k).
+
+    Raises ValueError when a stage is outside ``0..k-1`` (the kernel indexes by stage)."""
     cdef Py_ssize_t k = w_out.shape[0], i
+    if recv_out.shape[0] != k or send_out.shape[0] != k:
+        raise ValueError("output arrays differ in length")
+    _check(stage, work.shape[0], k)
     cdef int32_t[::1] mark = _full_int32(k, -1)
     with nogil:
         for i in range(k):
@@ -113,7 +138,8 @@ def stage_breakdown(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
 def bottleneck(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
                const double[::1] work, const double[::1] comm,
                const int32_t[::1] stage, int k):
-    """Return ``max_i f(S_i)`` in one O(n + m + k) pass."""
+    """Return ``max_i f(S_i)`` in one O(n + m + k) pass (ValueError on a stage outside 0..k-1)."""
+    _check(stage, work.shape[0], k)
     cdef double[::1] w = _zeros(k), r = _zeros(k), s = _zeros(k)
     cdef int32_t[::1] mark = _full_int32(k, -1)
     cdef double best = 0.0, c
@@ -133,6 +159,9 @@ def move_delta(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
                int32_t[::1] stage, int v, int new_stage, double[::1] delta):
     """Add to ``delta`` (length k) the stage-cost change of moving v to ``new_stage``."""
     cdef Py_ssize_t k = delta.shape[0]
+    _check(stage, work.shape[0], k)
+    if not (0 <= v < work.shape[0] and 0 <= new_stage < k):
+        raise ValueError(f"node {v} or stage {new_stage} out of range")
     cdef int32_t[::1] mark = _full_int32(k, -1)
     cdef int32_t stamp = 0
     with nogil:

@@ -1,36 +1,138 @@
-"""Graph kernels: Kahn's topological sort and depth (longest path in edges)."""
+"""Graph kernels: Kahn's algorithm (the one implementation, three tie-breaking modes) and
+longest-path depth."""
 from libc.stdint cimport int32_t
 
+import numpy as np
 
-def topological_order(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
-                      const int32_t[::1] pred_ptr, int32_t[::1] order):
-    """Kahn's algorithm in O(n + m); fills ``order`` and returns how many nodes it placed.
 
-    Fewer than n placed means the graph has a cycle (the unplaced nodes contain it).
-    Ties are broken by node index (FIFO queue seeded in index order), so the order is
-    deterministic.
-    """
-    cdef Py_ssize_t n = order.shape[0]
-    cdef Py_ssize_t head = 0, tail = 0, u, e
-    cdef int32_t v
-    from array import array
-    cdef int32_t[::1] indeg = array("i", bytes(4 * n))
-    with nogil:
-        for u in range(n):
-            indeg[u] = pred_ptr[u + 1] - pred_ptr[u]
-            if indeg[u] == 0:
-                order[tail] = <int32_t>u
-                tail += 1
-        while head < tail:
-            u = order[head]
+cdef inline bint _less(double ka, int32_t a, double kb, int32_t b) noexcept nogil:
+    return ka < kb or (ka == kb and a < b)
+
+
+cdef inline void _heap_push(int32_t[::1] heap, Py_ssize_t* size, const double[::1] keys,
+                            int32_t v) noexcept nogil:
+    cdef Py_ssize_t c = size[0], p
+    size[0] += 1
+    while c > 0:
+        p = (c - 1) >> 1
+        if _less(keys[v], v, keys[heap[p]], heap[p]):
+            heap[c] = heap[p]
+            c = p
+        else:
+            break
+    heap[c] = v
+
+
+cdef inline int32_t _heap_pop(int32_t[::1] heap, Py_ssize_t* size,
+                              const double[::1] keys) noexcept nogil:
+    cdef int32_t top = heap[0], x
+    cdef Py_ssize_t p = 0, c
+    size[0] -= 1
+    if size[0] == 0:
+        return top
+    x = heap[size[0]]
+    while True:
+        c = 2 * p + 1
+        if c >= size[0]:
+            break
+        if c + 1 < size[0] and _less(keys[heap[c + 1]], heap[c + 1], keys[heap[c]], heap[c]):
+            c += 1
+        if _less(keys[heap[c]], heap[c], keys[x], x):
+            heap[p] = heap[c]
+            p = c
+        else:
+            break
+    heap[p] = x
+    return top
+
+
+cdef Py_ssize_t kahn_into(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
+                          int32_t[::1] indeg, const double[::1] keys, int mode,
+                          int32_t[::1] buf, int32_t[::1] order) noexcept nogil:
+    """Kahn's algorithm: ``indeg`` holds the in-degrees on entry (it is consumed), ``buf``
+    is scratch of length n. Emits ready nodes FIFO, LIFO or by smallest key (see
+    ``KahnMode``; ``keys`` is read only in KAHN_KEYS mode). O(n + m), or O((n + m) log n)
+    with keys. Returns the number of nodes placed (< n on a cycle)."""
+    cdef Py_ssize_t n = indeg.shape[0], head = 0, tail = 0, size = 0, placed = 0, i, e
+    cdef int32_t u, v
+    if mode == KAHN_LIFO:
+        for i in range(n - 1, -1, -1):       # pops come out in index order
+            if indeg[i] == 0:
+                buf[size] = <int32_t>i
+                size += 1
+    else:
+        for i in range(n):
+            if indeg[i] == 0:
+                if mode == KAHN_KEYS:
+                    _heap_push(buf, &size, keys, <int32_t>i)
+                else:
+                    buf[tail] = <int32_t>i
+                    tail += 1
+    while True:
+        if mode == KAHN_FIFO:
+            if head == tail:
+                break
+            u = buf[head]
             head += 1
+        elif mode == KAHN_LIFO:
+            if size == 0:
+                break
+            size -= 1
+            u = buf[size]
+        else:
+            if size == 0:
+                break
+            u = _heap_pop(buf, &size, keys)
+        order[placed] = u
+        placed += 1
+        if mode == KAHN_LIFO:
+            for e in range(succ_ptr[u + 1] - 1, succ_ptr[u] - 1, -1):
+                v = succ_idx[e]
+                indeg[v] -= 1
+                if indeg[v] == 0:
+                    buf[size] = v
+                    size += 1
+        else:
             for e in range(succ_ptr[u], succ_ptr[u + 1]):
                 v = succ_idx[e]
                 indeg[v] -= 1
                 if indeg[v] == 0:
-                    order[tail] = v
-                    tail += 1
-    return tail
+                    if mode == KAHN_KEYS:
+                        _heap_push(buf, &size, keys, v)
+                    else:
+                        buf[tail] = v
+                        tail += 1
+    return placed
+
+
+def kahn(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx, indeg, keys, bint lifo,
+         int32_t[::1] order):
+    """A topological order into ``order``; returns the number of nodes placed.
+
+    ``indeg``: in-degree per node (copied, not modified). ``keys``: None for FIFO (or
+    LIFO with ``lifo``), else one float per node, smallest first (ties by index).
+    """
+    cdef Py_ssize_t n = order.shape[0], placed
+    cdef int32_t[::1] deg = np.array(indeg, dtype=np.int32, copy=True)
+    cdef int32_t[::1] buf = np.empty(max(n, 1), dtype=np.int32)
+    cdef double[::1] kv = np.zeros(1) if keys is None else np.ascontiguousarray(keys, dtype=np.float64)
+    cdef int mode = KAHN_LIFO if lifo else (KAHN_FIFO if keys is None else KAHN_KEYS)
+    if deg.shape[0] != n or (keys is not None and kv.shape[0] != n):
+        raise ValueError("indeg, keys and order must have one entry per node")
+    with nogil:
+        placed = kahn_into(succ_ptr, succ_idx, deg, kv, mode, buf, order)
+    return placed
+
+
+def topological_order(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
+                      const int32_t[::1] pred_ptr, int32_t[::1] order):
+    """Kahn FIFO (ties by index, deterministic) in O(n + m); returns how many nodes it
+    placed. Fewer than n placed means the graph has a cycle among the unplaced nodes."""
+    cdef Py_ssize_t n = order.shape[0], i
+    cdef int32_t[::1] deg = np.empty(n, dtype=np.int32)
+    for i in range(n):
+        deg[i] = pred_ptr[i + 1] - pred_ptr[i]
+    return kahn(succ_ptr, succ_idx, deg, None, False, order)
 
 
 def depth(const int32_t[::1] order, const int32_t[::1] succ_ptr,

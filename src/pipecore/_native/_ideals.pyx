@@ -246,45 +246,6 @@ def build_transitions(const uint64_t[:, ::1] bits, const uint64_t[:, ::1] avail,
     return bad
 
 
-# ----------------------------------------------------------------------------- topological orders
-def kahn_order(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
-               const int32_t[::1] indeg, const double[::1] key, bint lifo,
-               int32_t[::1] out):
-    """A topological order: Kahn's algorithm emitting the ready node of smallest ``key``
-    (or, with ``lifo``, the most recently readied one, which follows branches to their
-    end). O(q * width + m)."""
-    cdef int32_t q = indeg.shape[0], i, j, best, v, s, e, nready = 0, pos = 0
-    cdef int32_t* miss = <int32_t*>malloc(max(q, 1) * sizeof(int32_t))
-    cdef int32_t* ready = <int32_t*>malloc(max(q, 1) * sizeof(int32_t))
-    with nogil:
-        for i in range(q):
-            miss[i] = indeg[i]
-            if miss[i] == 0:
-                ready[nready] = i
-                nready += 1
-        while nready > 0:
-            if lifo:
-                best = nready - 1
-            else:
-                best = 0
-                for j in range(1, nready):
-                    if key[ready[j]] < key[ready[best]]:
-                        best = j
-            v = ready[best]
-            ready[best] = ready[nready - 1]
-            nready -= 1
-            out[pos] = v
-            pos += 1
-            for e in range(succ_ptr[v], succ_ptr[v + 1]):
-                s = succ_idx[e]
-                miss[s] -= 1
-                if miss[s] == 0:
-                    ready[nready] = s
-                    nready += 1
-    free(miss); free(ready)
-    return pos
-
-
 def heights(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
             const double[::1] work, double[::1] out):
     """Heaviest path from each node to a sink (node indices must be topological). O(q + m)."""

@@ -27,22 +27,11 @@ recomputed exactly (O(n + m + k)) by :meth:`LocalState.resync` to stop float dri
 """
 from libc.math cimport INFINITY, exp, sqrt, pow
 from libc.stdint cimport int32_t, uint64_t
-from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 import numpy as np
 
+from pipecore._native._clock cimport now
 from pipecore._native._cost cimport stage_costs_into, move_delta_into
-
-
-cdef double now() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec + 1e-9 * ts.tv_nsec
-
-
-def clock():
-    """The native monotonic clock (seconds), for deadlines."""
-    return now()
 
 
 cdef class LocalState:
@@ -61,19 +50,24 @@ cdef class LocalState:
     cdef int32_t stamp, sstamp
     cdef uint64_t rng
 
-    def __init__(self, graph, contraction, int k, mem_cap, stage, uint64_t seed=1):
+    def __init__(self, graph, contraction, int k, mem, double cap_limit, stage,
+                 uint64_t seed=1):
+        """``mem``: memory per node as the problem counts it; ``cap_limit``: the cap with its
+        tolerance applied (``Problem.cap_limit``, inf for none)."""
         cq = contraction.graph
         self.k = k
         self.n = graph.n
         self.q = cq.n
-        self.cap = INFINITY if mem_cap is None else float(mem_cap) * (1.0 + 1e-12)
+        self.cap = cap_limit
         self.succ_ptr, self.succ_idx = graph.succ_ptr, graph.succ_idx
         self.pred_ptr, self.pred_idx = graph.pred_ptr, graph.pred_idx
-        self.work, self.comm, self.mem = graph.work, graph.comm, graph.mem
+        self.work, self.comm = graph.work, graph.comm
+        self.mem = np.ascontiguousarray(mem, dtype=np.float64)
         self.q_succ_ptr, self.q_succ_idx = cq.succ_ptr, cq.succ_idx
         self.q_pred_ptr, self.q_pred_idx = cq.pred_ptr, cq.pred_idx
         self.member_ptr, self.member_idx = contraction.member_ptr, contraction.member_idx
-        self.qmem = np.ascontiguousarray(cq.mem, dtype=np.float64).copy()
+        self.qmem = np.bincount(np.asarray(contraction.node_map), weights=self.mem,
+                                minlength=self.q).astype(np.float64)
         st = np.ascontiguousarray(stage, dtype=np.int32).copy()
         self.stage = st
         qst = np.empty(self.q, dtype=np.int32)

@@ -57,127 +57,25 @@ order's optimum exceeds ub and the balanced-cut value is returned after one chec
 (flagged unproven) - an order that cannot beat the incumbent is not worth ~20 checks.
 """
 from libc.math cimport INFINITY
-from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from libc.stdint cimport int32_t, uint8_t, uint64_t
 
 import numpy as np
 
+from pipecore._native._clock cimport now
 from pipecore._native._cost cimport stage_costs_into
-
-cdef double _MEM_TOL = 1e-12
-
-
-cdef double now() noexcept nogil:
-    """Monotonic clock in seconds (for native deadlines)."""
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec + 1e-9 * ts.tv_nsec
+from pipecore._native._graph cimport KAHN_KEYS, kahn_into
 
 
-# --------------------------------------------------------------------------- heaps / Kahn
-cdef inline bint _less(double ka, int32_t a, double kb, int32_t b) noexcept nogil:
-    return ka < kb or (ka == kb and a < b)
-
-
-cdef Py_ssize_t kahn_keys_into(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
-                               const int32_t[::1] pred_ptr, const double[::1] keys,
-                               int32_t[::1] indeg, int32_t[::1] heap,
-                               int32_t[::1] order) noexcept nogil:
-    """Kahn's algorithm emitting the ready node with the smallest key (ties by index).
-
-    Binary heap: O((n + m) log n). Returns the number of nodes placed (< n on a cycle).
-    """
-    cdef Py_ssize_t n = keys.shape[0], size = 0, placed = 0, i, c, p, e
-    cdef int32_t u, v, x
-    for i in range(n):
+cdef void kahn_keys_into(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
+                         const int32_t[::1] pred_ptr, const double[::1] keys,
+                         int32_t[::1] indeg, int32_t[::1] heap,
+                         int32_t[::1] order) noexcept nogil:
+    """Kahn's algorithm emitting the ready node with the smallest key (ties by index),
+    via the shared kernel. O((n + m) log n)."""
+    cdef Py_ssize_t i
+    for i in range(indeg.shape[0]):
         indeg[i] = pred_ptr[i + 1] - pred_ptr[i]
-        if indeg[i] == 0:
-            # push i
-            c = size
-            size += 1
-            while c > 0:
-                p = (c - 1) >> 1
-                if _less(keys[i], <int32_t>i, keys[heap[p]], heap[p]):
-                    heap[c] = heap[p]
-                    c = p
-                else:
-                    break
-            heap[c] = <int32_t>i
-    while size > 0:
-        u = heap[0]
-        size -= 1
-        x = heap[size]
-        # sift x down from the root
-        p = 0
-        while True:
-            c = 2 * p + 1
-            if c >= size:
-                break
-            if c + 1 < size and _less(keys[heap[c + 1]], heap[c + 1], keys[heap[c]], heap[c]):
-                c += 1
-            if _less(keys[heap[c]], heap[c], keys[x], x):
-                heap[p] = heap[c]
-                p = c
-            else:
-                break
-        if size > 0:
-            heap[p] = x
-        order[placed] = u
-        placed += 1
-        for e in range(succ_ptr[u], succ_ptr[u + 1]):
-            v = succ_idx[e]
-            indeg[v] -= 1
-            if indeg[v] == 0:
-                c = size
-                size += 1
-                while c > 0:
-                    p = (c - 1) >> 1
-                    if _less(keys[v], v, keys[heap[p]], heap[p]):
-                        heap[c] = heap[p]
-                        c = p
-                    else:
-                        break
-                heap[c] = v
-    return placed
-
-
-def kahn_keys(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
-              const int32_t[::1] pred_ptr, const double[::1] keys, int32_t[::1] order):
-    """Topological order by Kahn with smallest-key-first; returns the number placed."""
-    cdef Py_ssize_t n = keys.shape[0]
-    cdef int32_t[::1] indeg = np.empty(n, dtype=np.int32)
-    cdef int32_t[::1] heap = np.empty(max(n, 1), dtype=np.int32)
-    cdef Py_ssize_t placed
-    with nogil:
-        placed = kahn_keys_into(succ_ptr, succ_idx, pred_ptr, keys, indeg, heap, order)
-    return placed
-
-
-def kahn_lifo(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
-              const int32_t[::1] pred_ptr, int32_t[::1] order):
-    """Depth-first flavoured topological order: Kahn with a stack (last ready first). O(n + m)."""
-    cdef Py_ssize_t n = order.shape[0], top = 0, placed = 0, i, e
-    cdef int32_t u, v
-    cdef int32_t[::1] indeg = np.empty(n, dtype=np.int32)
-    cdef int32_t[::1] stack = np.empty(max(n, 1), dtype=np.int32)
-    with nogil:
-        for i in range(n - 1, -1, -1):
-            indeg[i] = pred_ptr[i + 1] - pred_ptr[i]
-            if indeg[i] == 0:
-                stack[top] = <int32_t>i
-                top += 1
-        while top > 0:
-            top -= 1
-            u = stack[top]
-            order[placed] = u
-            placed += 1
-            for e in range(succ_ptr[u + 1] - 1, succ_ptr[u] - 1, -1):
-                v = succ_idx[e]
-                indeg[v] -= 1
-                if indeg[v] == 0:
-                    stack[top] = v
-                    top += 1
-    return placed
+    kahn_into(succ_ptr, succ_idx, indeg, keys, KAHN_KEYS, heap, order)
 
 
 def path_levels(const int32_t[::1] order, const int32_t[::1] succ_ptr,
@@ -286,19 +184,22 @@ cdef class Slicer:
     cdef int32_t stamp
     cdef double total_work
 
-    def __init__(self, graph, contraction, int k, mem_cap=None, Py_ssize_t max_store=20_000_000,
-                 int max_checks=200):
+    def __init__(self, graph, contraction, int k, mem, double cap_limit,
+                 Py_ssize_t max_store=20_000_000, int max_checks=200):
+        """``mem``: memory per node as the problem counts it; ``cap_limit``: the cap with
+        its tolerance already applied (``Problem.cap_limit``, inf for none)."""
         g = graph
         cq = contraction.graph
         self.k = k
-        self.cap = INFINITY if mem_cap is None else float(mem_cap) * (1.0 + _MEM_TOL)
+        self.cap = cap_limit
         self.max_store = max_store
         self.max_checks = max_checks
         self.n = g.n
         self.q = cq.n
         self.succ_ptr, self.succ_idx = g.succ_ptr, g.succ_idx
         self.pred_ptr, self.pred_idx = g.pred_ptr, g.pred_idx
-        self.work, self.comm, self.mem = g.work, g.comm, g.mem
+        self.work, self.comm = g.work, g.comm
+        self.mem = np.ascontiguousarray(mem, dtype=np.float64)
         self.node_map = contraction.node_map
         self.member_ptr = contraction.member_ptr
         # members of each class in a topological order of the original graph: the segment
@@ -690,6 +591,3 @@ cdef class Slicer:
         return self.best_val, np.array(self.best_stage, copy=True)
 
 
-def clock():
-    """The native monotonic clock (seconds), for setting :attr:`Slicer.deadline`."""
-    return now()

@@ -15,32 +15,35 @@ over valid partitions (counting them is #P-hard) but reaches every one of them.
 from __future__ import annotations
 
 import math
-import time
+from typing import Any
 
 import numpy as np
 
-from .._native import _cost, _slicing
-from .._runtime import Budget, no_progress
+from .._native import _cost, _graph
+from .._runtime import Budget, ProgressFn, no_progress
 from ..graph import Graph
+from ..options import Option, method
 from ..partition import Partition
-from ..result import SolveResult, Status
+from ..problem import Problem
+from ..result import Quality, SolveResult, Termination
 
 __all__ = ["uniform_split", "balanced_split", "random_partition", "solve_uniform",
            "solve_balanced", "solve_random"]
 
 
-def _quotient_order(graph: Graph):
-    con = graph.contract()
+def _quotient_order(problem: Problem):
+    con = problem.graph.contract()
     return con, con.graph.topological_order()
 
 
-def _fit_cap(con, order: np.ndarray, stage_q: np.ndarray, k: int, mem_cap) -> np.ndarray | None:
+def _fit_cap(problem: Problem, con, order: np.ndarray, stage_q: np.ndarray,
+             k: int) -> np.ndarray | None:
     """Keep a split if it meets the cap; else greedily close stages before they overflow,
     aiming at the same cuts. Returns a quotient stage vector or None."""
-    if mem_cap is None:
+    if problem.mem_cap is None:
         return stage_q
-    qmem = con.graph.mem
-    cap = mem_cap * (1 + 1e-12)
+    qmem = np.bincount(con.node_map, weights=problem.stage_mem, minlength=con.graph.n)
+    cap = problem.cap_limit
     if np.bincount(stage_q, weights=qmem, minlength=k).max() <= cap:
         return stage_q
     if qmem.max() > cap:  # a class (e.g. groups merged by a cycle) cannot fit anywhere
@@ -61,106 +64,133 @@ def _fit_cap(con, order: np.ndarray, stage_q: np.ndarray, k: int, mem_cap) -> np
     return out
 
 
-def uniform_split(graph: Graph, k: int, mem_cap: float | None = None) -> Partition | None:
+def _split(problem: Problem, weight: np.ndarray) -> Partition | None:
+    """Cut a topological order of the classes at quantiles of ``weight`` (per class)."""
+    con, order = _quotient_order(problem)
+    k = problem.k_eff
+    w = weight[order]
+    total = float(w.sum())
+    if total <= 0:
+        w, total = np.ones(order.size), float(order.size)
+    mid = np.cumsum(w) - 0.5 * w  # weight before the class plus half of its own
+    stage_q = np.empty(con.graph.n, dtype=np.int32)
+    stage_q[order] = np.minimum((mid * k / total).astype(np.int64), k - 1).astype(np.int32)
+    stage_q = _fit_cap(problem, con, order, stage_q, k)
+    return None if stage_q is None else problem.expand(con.expand(stage_q))
+
+
+def _uniform(problem: Problem) -> Partition | None:
+    con = problem.graph.contract()
+    return _split(problem, np.diff(con.member_ptr).astype(np.float64))
+
+
+def _balanced(problem: Problem) -> Partition | None:
+    return _split(problem, problem.graph.contract().graph.work)
+
+
+def uniform_split(graph: Graph, k: int, mem_cap: float | None = None, *,
+                  schedule: str = "plain") -> Partition | None:
     """Cut a topological order into k runs of (nearly) equal node count (classes whole).
 
     With ``mem_cap``, stages are closed early where the cap demands; None if impossible.
+    O(n + m).
     """
-    con, order = _quotient_order(graph)
-    q = con.graph.n
-    sizes = np.diff(con.member_ptr)[order]
-    mid = np.cumsum(sizes) - 0.5 * sizes  # node count before the class plus half of it
-    stage_q = np.empty(q, dtype=np.int32)
-    stage_q[order] = np.minimum((mid * k / graph.n).astype(np.int64), k - 1).astype(np.int32)
-    stage_q = _fit_cap(con, order, stage_q, k, mem_cap)
-    return None if stage_q is None else Partition(graph, con.expand(stage_q), k)
+    return _uniform(Problem(graph, k, mem_cap, schedule))
 
 
-def balanced_split(graph: Graph, k: int, mem_cap: float | None = None) -> Partition | None:
+def balanced_split(graph: Graph, k: int, mem_cap: float | None = None, *,
+                   schedule: str = "plain") -> Partition | None:
     """GPipe/DeepSpeed-style 1-D balancing: cut a topological order at work quantiles.
 
     Class i of the order goes to stage ``floor(k * mid_i / W)`` where ``mid_i`` is
     the work before it plus half its own, so each stage gets about ``W / k`` work.
     With ``mem_cap``, stages are closed early where the cap demands; None if impossible.
+    O(n + m).
+
+    Examples
+    --------
+    >>> g = Graph(4, [0, 1, 2], [1, 2, 3], work=[1, 1, 1, 1])
+    >>> balanced_split(g, 2).stage.tolist()
+    [0, 0, 1, 1]
     """
-    con, order = _quotient_order(graph)
-    w = con.graph.work[order]
-    total = w.sum()
-    if total <= 0:
-        return uniform_split(graph, k, mem_cap)
-    stage_q = np.empty(con.graph.n, dtype=np.int32)
-    mid = np.cumsum(w) - 0.5 * w
-    stage_q[order] = np.minimum((mid * k / total).astype(np.int64), k - 1).astype(np.int32)
-    stage_q = _fit_cap(con, order, stage_q, k, mem_cap)
-    return None if stage_q is None else Partition(graph, con.expand(stage_q), k)
+    return _balanced(Problem(graph, k, mem_cap, schedule))
 
 
-def _baseline_result(part: Partition | None, name: str, mem_cap) -> SolveResult:
+def _baseline_result(problem: Problem, part: Partition | None, name: str) -> SolveResult:
     if part is None:
-        return SolveResult(None, status=Status.NO_SOLUTION, method=name,
-                           message=f"{name} split cannot meet mem_cap {mem_cap:g}")
-    problems = part.violations(mem_cap)
+        return SolveResult(None, quality=Quality.NO_SOLUTION, method=name,
+                           message=f"the {name} split cannot meet mem_cap {problem.mem_cap:g}")
+    problems = problem.violations(part)
     if problems:
-        return SolveResult(None, status=Status.NO_SOLUTION, method=name,
-                           message=f"{name} split violates: " + "; ".join(problems))
-    return SolveResult(part, upper_bound=part.bottleneck, status=Status.FEASIBLE, method=name)
+        return SolveResult(None, quality=Quality.NO_SOLUTION, method=name,
+                           message=f"the {name} split violates: " + "; ".join(problems))
+    return SolveResult(part, upper_bound=part.bottleneck, quality=Quality.FEASIBLE,
+                       upper_bound_source=name, method=name)
 
 
-def solve_uniform(graph, k, *, mem_cap=None, budget=None, seed=None, progress=None, **_):
+@method("uniform")
+def solve_uniform(problem: Problem, budget: Budget, *, seed: int | None = 0,
+                  progress: ProgressFn = no_progress, stop_at: float = 0.0) -> SolveResult:
     """Uniform split by node count (see :func:`uniform_split`)."""
-    return _baseline_result(uniform_split(graph, k, mem_cap), "uniform", mem_cap)
+    return _baseline_result(problem, _uniform(problem), "uniform")
 
 
-def solve_balanced(graph, k, *, mem_cap=None, budget=None, seed=None, progress=None, **_):
+@method("balanced")
+def solve_balanced(problem: Problem, budget: Budget, *, seed: int | None = 0,
+                   progress: ProgressFn = no_progress, stop_at: float = 0.0) -> SolveResult:
     """Work-balanced split (see :func:`balanced_split`)."""
-    return _baseline_result(balanced_split(graph, k, mem_cap), "balanced", mem_cap)
+    return _baseline_result(problem, _balanced(problem), "balanced")
 
 
 class _Sampler:
-    """Random valid partitions of one graph (reused buffers)."""
+    """Random valid partitions of one problem (reused buffers)."""
 
-    def __init__(self, graph: Graph, k: int):
-        self.graph, self.k = graph, k
-        self.con = graph.contract()
+    def __init__(self, problem: Problem):
+        self.problem, self.k = problem, problem.k_eff
+        self.con = problem.graph.contract()
         self.q = self.con.graph.n
+        self.indeg = np.diff(self.con.graph.pred_ptr).astype(np.int32)
         self.qorder = np.empty(self.q, dtype=np.int32)
         self.stage_q = np.empty(self.q, dtype=np.int32)
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
-        """Stage vector of the original nodes. O(n log n + m)."""
+        """Stage vector of the original nodes over k_eff stages. O(n log n + m)."""
         g = self.con.graph
         keys = rng.random(self.q)
-        _slicing.kahn_keys(g.succ_ptr, g.succ_idx, g.pred_ptr, keys, self.qorder)
+        _graph.kahn(g.succ_ptr, g.succ_idx, self.indeg, keys, False, self.qorder)
         cuts = np.sort(rng.integers(0, self.q + 1, self.k - 1))
         pos_stage = np.searchsorted(cuts, np.arange(self.q), side="right").astype(np.int32)
         self.stage_q[self.qorder] = pos_stage
         return self.con.expand(self.stage_q)
 
 
-def random_partition(graph: Graph, k: int, seed=None) -> Partition:
+def random_partition(graph: Graph, k: int, seed: int | None = None) -> Partition:
     """One random valid k-partition (random topological order + uniform random cuts)."""
-    return Partition(graph, _Sampler(graph, k).sample(np.random.default_rng(seed)), k)
+    problem = Problem(graph, k)
+    return problem.expand(_Sampler(problem).sample(np.random.default_rng(seed)))
 
 
-def solve_random(graph, k, *, mem_cap=None, budget: Budget | None = None, seed=0, progress=None,
-                 samples: int = 2000, **_) -> SolveResult:
+@method("random", (Option("samples", int, 2000, minimum=1,
+                          help="random partitions to draw"),))
+def solve_random(problem: Problem, budget: Budget, *, seed: int | None = 0,
+                 progress: ProgressFn = no_progress, stop_at: float = 0.0,
+                 samples: int = 2000) -> SolveResult:
     """Random search: the best of ``samples`` random valid partitions (or until the budget).
 
     O(samples * (n log n + m)); memory-violating samples are rejected and counted.
     """
-    budget = budget or Budget(None)
-    progress = progress or no_progress
-    t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    sampler = _Sampler(graph, k)
-    cap = None if mem_cap is None else mem_cap * (1 + 1e-12)
+    sampler = _Sampler(problem)
+    graph, k = problem.graph, problem.k_eff
+    mem = problem.stage_mem
+    cap = problem.cap_limit if problem.mem_cap is not None else None
     best_val, best_stage = math.inf, None
-    status, done, rejected = Status.FEASIBLE, 0, 0
+    term, done, rejected = Termination.COMPLETED, 0, 0
     try:
-        while done < samples:
+        while done < samples and best_val > stop_at:
             stage = sampler.sample(rng)
             done += 1
-            if cap is not None and np.bincount(stage, weights=graph.mem, minlength=k).max() > cap:
+            if cap is not None and np.bincount(stage, weights=mem, minlength=k).max() > cap:
                 rejected += 1
             else:
                 val = _cost.bottleneck(graph.succ_ptr, graph.succ_idx, graph.work, graph.comm,
@@ -168,18 +198,17 @@ def solve_random(graph, k, *, mem_cap=None, budget: Budget | None = None, seed=0
                 if val < best_val:
                     best_val, best_stage = val, stage.copy()
             if done % 64 == 0:
-                progress(budget.fraction() if budget.time_limit else done / samples, best_val)
+                progress(budget.fraction() if budget.limited else done / samples, best_val)
                 if budget.expired():
-                    status = Status.TIME_LIMIT
+                    term = Termination.TIME_LIMIT
                     break
     except KeyboardInterrupt:
-        status = Status.INTERRUPTED
+        term = Termination.INTERRUPTED
     stats = {"samples": done, "rejected": rejected}
-    timings = {"random": time.perf_counter() - t0}
     if best_stage is None:
-        return SolveResult(None, status=Status.NO_SOLUTION if status == Status.FEASIBLE else status,
-                           method="random", stats=stats, timings=timings,
-                           message="no sampled partition met the memory cap")
-    part = Partition(graph, best_stage, k)
-    return SolveResult(part, upper_bound=part.bottleneck, status=status, method="random",
-                       stats=stats, timings=timings)
+        return SolveResult(None, quality=Quality.NO_SOLUTION, termination=term, method="random",
+                           stats=stats, message="no sampled partition met the memory cap")
+    part = problem.expand(best_stage)
+    return SolveResult(part, upper_bound=part.bottleneck, quality=Quality.FEASIBLE,
+                       termination=term, upper_bound_source="random", method="random",
+                       stats=stats)

@@ -64,31 +64,33 @@ cut at UB = T. The warm start already puts UB at or near the optimum (it *is* th
 optimum on all five shared graphs, so the DP only certifies it), hence a single
 min-max pass is cheaper than several bisection passes and is what we run.
 
-Caps and fallback
------------------
+Caps
+----
 The state is exponential in the width of the graph. Before allocating, the
 ideals are counted (stopping at ``max_ideals``) and the memory is estimated
 (``max_memory``); during the DP the relaxed pairs (``max_pairs``) and the time
 budget are checked between native chunks. Hitting any cap raises
 :class:`~pipecore.BudgetExceededError` from :func:`solve_exact` with a message
 saying which cap and by how much, never an out-of-memory crash. Through
-``pipecore.solve(method="ideals")`` (:func:`solve_ideals`) a cap instead falls
-back to ``slicegraph`` when installed (else ``balanced``) and returns the better
-of that and the chain-DP incumbent, with status ``capped`` / ``time_limit``.
+``pipecore.solve(method="ideals")`` (:func:`solve_ideals`) a cap ends the method
+with termination ``capped`` (or ``time_limit``) and the chain-DP incumbent;
+:func:`pipecore.solve` then hands over to its ``fallback`` method once.
 """
 from __future__ import annotations
 
 import math
-import time
+from typing import Any
 
 import numpy as np
 
 from .. import errors
 from .._native import _ideals
-from .._runtime import Budget, no_progress
-from ..graph import Contraction, Graph, check_k, check_mem_cap
+from .._runtime import Budget, ProgressFn, clock, no_progress
+from ..graph import Contraction, Graph
+from ..options import Option, method
 from ..partition import Partition
-from ..result import SolveResult, Status
+from ..problem import MEM_RTOL, ROUND_RTOL, Problem
+from ..result import Quality, SolveResult, Termination
 
 __all__ = ["solve_exact", "solve_ideals", "count_ideals", "DEFAULT_MAX_IDEALS",
            "DEFAULT_MAX_MEMORY", "DEFAULT_MAX_PAIRS"]
@@ -100,19 +102,25 @@ DEFAULT_MAX_MEMORY = 3 * 1024 ** 3
 #: default cap on the number of (ideal, superset) pairs relaxed.
 DEFAULT_MAX_PAIRS = 2_000_000_000
 
-_SLACK = 1e-9          # relative slack of every pruning comparison (weakens cuts only)
-_MEM_TOL = 1e-12       # same tolerance as Partition.violations
+#: relative slack of every pruning comparison inside the kernel (only weakens cuts).
+_PRUNE_SLACK = 1e-9
 _EMPTY = -2            # parent marker of an empty stage (see _ideals.pyx)
 
+OPTIONS = (
+    Option("max_ideals", int, DEFAULT_MAX_IDEALS, minimum=1, maximum=2**31 - 2,
+           help="cap on the ideals of the contracted graph"),
+    Option("max_pairs", int, DEFAULT_MAX_PAIRS, minimum=1, nullable=True,
+           help="cap on the (ideal, superset) pairs relaxed (None: no cap)"),
+    Option("max_memory", int, DEFAULT_MAX_MEMORY, minimum=1, nullable=True,
+           help="cap on the estimated bytes of the lattice and DP tables (None: no cap)"),
+    Option("reduce", bool, True, help="contract zero-work leaves into their only neighbour "
+                                      "first (exact)"),
+)
 
-def _group_labels(graph: Graph) -> np.ndarray:
-    """Class per node after contracting colocation groups and the cycles they create."""
-    return graph.contract().node_map.astype(np.int64)
 
-
-def _dominance_labels(graph: Graph, cap: float | None) -> np.ndarray:
-    """Class of every original node after contracting groups, the cycles they create,
-    and zero-work leaves into their only neighbour (to a fixpoint).
+def _dominance_labels(problem: Problem) -> np.ndarray:
+    """Class of every original node after contracting colocation classes, the cycles
+    they create, and zero-work leaves into their only neighbour (to a fixpoint).
 
     *Sink rule*: a class Q with no successor class, exactly one predecessor class P
     and work(Q) = 0. Moving Q into P's stage changes no work; Q's members send
@@ -122,12 +130,24 @@ def _dominance_labels(graph: Graph, cap: float | None) -> np.ndarray:
     *Source rule*: a class S with no predecessor class, exactly one successor class T
     and work(S) = 0. Moving S into T's stage removes S's send and T's receive of
     S's tensors and changes nothing else.
-    Both need mem(Q) = 0 or a cap that cannot bind (total mem <= cap), since the
-    target stage gains Q's memory. Merging a leaf into its only neighbour creates
-    no cycle. Each round is vectorised, O(m log m).
+    Both need Q's memory to be 0 or a cap that cannot bind (all memory fits one
+    stage), since the target stage gains it. Merging a leaf into its only neighbour
+    creates no cycle. In a training graph only classes without backward nodes and
+    without backward neighbours qualify (their edges are then all precedence edges,
+    so the proofs hold verbatim; DESIGN.md section 1b). Each round is vectorised,
+    O(m log m).
     """
-    label = _group_labels(graph)
-    free_mem = cap is None or float(graph.mem.sum()) <= cap
+    graph = problem.graph
+    label = graph.contract().node_map.astype(np.int64)
+    need = problem.stage_mem
+    free_mem = problem.mem_cap is None or \
+        float(graph.mem.sum() + graph.act_mem.sum() * problem.k_eff) <= problem.mem_cap
+    touches_bw = None
+    if graph.backward is not None:
+        bw = graph.backward
+        touches_bw = bw.copy()
+        touches_bw[graph.src[bw[graph.dst]]] = True
+        touches_bw[graph.dst[bw[graph.src]]] = True
     while True:
         changed = False
         for rule in ("sink", "source"):
@@ -139,8 +159,10 @@ def _dominance_labels(graph: Graph, cap: float | None) -> np.ndarray:
             indeg = np.bincount(ed, minlength=q)
             outdeg = np.bincount(es, minlength=q)
             w = np.bincount(label, weights=graph.work, minlength=q)
-            m = np.bincount(label, weights=graph.mem, minlength=q)
+            m = np.bincount(label, weights=need, minlength=q)
             ok = (w == 0) & ((m == 0) | free_mem)
+            if touches_bw is not None:
+                ok &= np.bincount(label, weights=touches_bw, minlength=q) == 0
             target = np.arange(q)
             if rule == "sink":  # targets have a successor, so they are never candidates
                 cand = ok & (outdeg == 0) & (indeg == 1)
@@ -155,27 +177,28 @@ def _dominance_labels(graph: Graph, cap: float | None) -> np.ndarray:
             return label.astype(np.int32)
 
 
-class _Problem:
-    """The reduced quotient relabelled in topological order, plus original-graph costs."""
+class _Lattice:
+    """The (reduced) quotient relabelled in topological order, plus original-graph costs:
+    everything the native kernel needs, built once per problem. O(n + m log m)."""
 
-    def __init__(self, graph: Graph, cap: float | None = None, reduce: bool = True):
+    def __init__(self, problem: Problem, reduce: bool = True):
+        graph = problem.graph
         if reduce:
-            node_map = _dominance_labels(graph, cap)
+            node_map = _dominance_labels(problem)
             con = Contraction.build(graph, node_map, int(node_map.max()) + 1)
         else:
             con = graph.contract()
         quo = con.graph
-        self.cap = cap
+        self.problem = problem
         topo = quo.topological_order()
         rank = np.empty(quo.n, dtype=np.int32)
         rank[topo] = np.arange(quo.n, dtype=np.int32)
-        self.graph = graph
         self.q = q = quo.n
         self.qof = rank[con.node_map].astype(np.int32)           # original -> quotient id
         self.midx = np.argsort(self.qof, kind="stable").astype(np.int32)
         self.mptr = np.zeros(q + 1, dtype=np.int32)
         np.cumsum(np.bincount(self.qof, minlength=q), out=self.mptr[1:])
-        src, dst = rank[quo.src], rank[quo.dst]
+        src, dst = rank[quo.src], rank[quo.dst]                  # quotient edges: unique
         order = np.lexsort((dst, src))
         src, dst = src[order], dst[order]
         self.qsucc_ptr = np.zeros(q + 1, dtype=np.int32)
@@ -183,36 +206,47 @@ class _Problem:
         self.qsucc_idx = np.ascontiguousarray(dst, dtype=np.int32)
         self.qindeg = np.bincount(dst, minlength=q).astype(np.int32)
         self.qwork = np.ascontiguousarray(quo.work[topo])
-        self.qmem = np.ascontiguousarray(quo.mem[topo])
+        qmem = np.bincount(con.node_map, weights=problem.stage_mem, minlength=q)
+        self.qmem = np.ascontiguousarray(qmem[topo])
         self.outdeg = np.diff(graph.succ_ptr).astype(np.int32)
         self.total_work = float(self.qwork.sum())
         self.total_mem = float(self.qmem.sum())
         if self.qsucc_idx.size == 0:  # kernels never take pointers into empty arrays
             self.qsucc_idx = np.zeros(1, dtype=np.int32)
 
-    def kernel(self, k: int, cap: float | None) -> _ideals.IdealKernel:
-        g = self.graph
-        cap_hard = math.inf if cap is None else cap * (1 + _MEM_TOL)
-        cap_prune = math.inf if cap is None else cap * (1 + _SLACK)
+    def kernel(self, k: int) -> _ideals.IdealKernel:
+        g, cap = self.problem.graph, self.problem.mem_cap
+        cap_prune = math.inf if cap is None else cap * (1 + _PRUNE_SLACK)
         return _ideals.IdealKernel(g.pred_ptr, g.pred_idx, self.outdeg, g.comm, self.mptr,
                                    self.midx, self.qof, self.qwork, self.qmem, k,
-                                   cap_hard, cap_prune, _SLACK)
+                                   self.problem.cap_limit, cap_prune, _PRUNE_SLACK)
 
-    def expand(self, stage_q: np.ndarray, k: int) -> Partition:
-        return Partition(self.graph, np.asarray(stage_q, dtype=np.int32)[self.qof], k)
+    def expand(self, stage_q: np.ndarray) -> Partition:
+        return self.problem.expand(np.asarray(stage_q, dtype=np.int32)[self.qof])
 
     def count(self, cap: int) -> tuple[int, int]:
         return _ideals.count_ideals(self.qsucc_ptr, self.qsucc_idx, self.qindeg, int(cap))
 
+    def class_members(self, c: int) -> np.ndarray:
+        return self.midx[self.mptr[c]:self.mptr[c + 1]]
 
-def count_ideals(graph: Graph, cap: int = DEFAULT_MAX_IDEALS, mem_cap: float | None = None,
+
+def count_ideals(problem: Problem | Graph, cap: int = DEFAULT_MAX_IDEALS,
                  reduce: bool = True) -> int:
     """Number of ideals the exact solver would enumerate (counting stops once > ``cap``).
 
     O(N * (q/64 + deg)) time and O(q) memory. Useful to decide up front whether the
     exact solver is affordable.
+
+    Examples
+    --------
+    >>> from pipecore import Graph
+    >>> count_ideals(Graph(3, [0, 0], [1, 2], work=[1, 1, 1]))   # {}, {0}, {0,1}, {0,2}, V
+    5
     """
-    return _Problem(graph, mem_cap, reduce).count(cap)[0]
+    if isinstance(problem, Graph):
+        problem = Problem(problem, 1)
+    return _Lattice(problem, reduce).count(cap)[0]
 
 
 def _splitmix64(n: int, seed: int) -> np.ndarray:
@@ -225,22 +259,22 @@ def _splitmix64(n: int, seed: int) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
-def _orders(prob: _Problem, seed: int | None, n_random: int) -> list[np.ndarray]:
+def _orders(lat: _Lattice, seed: int | None, n_random: int) -> list[np.ndarray]:
     """A few topological orders of the quotient: by index, depth-first (LIFO Kahn,
     keeps branches contiguous), by longest path to a sink, and random-key ones."""
-    q = prob.q
-    out = [np.arange(q, dtype=np.int32)]
-    zero = np.zeros(q)
+    from .._native import _graph
 
-    def kahn(key, lifo=False):
+    q = lat.q
+    out = [np.arange(q, dtype=np.int32)]
+
+    def kahn(key: np.ndarray | None, lifo: bool = False) -> np.ndarray:
         order = np.empty(q, dtype=np.int32)
-        _ideals.kahn_order(prob.qsucc_ptr, prob.qsucc_idx, prob.qindeg, key, lifo, order)
+        _graph.kahn(lat.qsucc_ptr, lat.qsucc_idx, lat.qindeg, key, lifo, order)
         return order
 
-    out.append(kahn(zero, lifo=True))
-    # nodes with the longest remaining path first (critical-path order)
-    height = np.zeros(q)
-    _ideals.heights(prob.qsucc_ptr, prob.qsucc_idx, prob.qwork, height)
+    out.append(kahn(None, lifo=True))
+    height = np.zeros(q)  # nodes with the longest remaining path first (critical path)
+    _ideals.heights(lat.qsucc_ptr, lat.qsucc_idx, lat.qwork, height)
     out.append(kahn(-height))
     base = 0 if seed is None else int(seed)
     for r in range(n_random):
@@ -249,22 +283,21 @@ def _orders(prob: _Problem, seed: int | None, n_random: int) -> list[np.ndarray]
     return out
 
 
-def _initial_upper_bound(prob: _Problem, kern, k: int, seed, n_random: int = 6):
-    """Best optimal k-slicing over a few topological orders (O(q^2 deg) each)."""
+def _initial_upper_bound(lat: _Lattice, kern: Any, k: int, seed: int | None,
+                         n_random: int = 6) -> tuple[float, np.ndarray | None]:
+    """Best optimal k-slicing over a few topological orders (O(q^2 deg) each), and the
+    O(n + m) work-quantile cut of the first order (GPipe-style) as a start."""
     best, best_stage = math.inf, None
-    # O(n + m) seed for the cut: cut the first order at work quantiles (GPipe-style)
-    w = prob.qwork
-    if prob.total_work > 0:
+    w = lat.qwork
+    if lat.total_work > 0:
         mid = np.cumsum(w) - 0.5 * w
-        seed_stage = np.minimum((mid * k / prob.total_work).astype(np.int64), k - 1)
+        seed_stage = np.minimum((mid * k / lat.total_work).astype(np.int64), k - 1)
         seed_stage = seed_stage.astype(np.int32)
-        part = prob.expand(seed_stage, k)
-        cap = prob.cap
-        if cap is None or np.bincount(seed_stage, weights=prob.qmem, minlength=k).max() \
-                <= cap * (1 + _MEM_TOL):
-            best, best_stage = part.bottleneck, seed_stage
-    stage = np.zeros(prob.q, dtype=np.int32)
-    for order in _orders(prob, seed, n_random):
+        if np.bincount(seed_stage, weights=lat.qmem, minlength=k).max() \
+                <= lat.problem.cap_limit:
+            best, best_stage = lat.expand(seed_stage).bottleneck, seed_stage
+    stage = np.zeros(lat.q, dtype=np.int32)
+    for order in _orders(lat, seed, n_random):
         kern.ub = best                 # later orders only look for strictly better slicings
         val = kern.chain(order, stage)
         if val < best:
@@ -292,34 +325,233 @@ def _fmt_bytes(b: float) -> str:
     return f"{b:.1f} TiB"  # pragma: no cover
 
 
-def _capped(msg: str, reason: str, incumbent, stats) -> errors.BudgetExceededError:
-    exc = errors.BudgetExceededError(msg)
-    exc.reason = reason            # "ideals" | "memory" | "pairs" | "time"
-    exc.partition = incumbent      # best partition known when the cap was hit (or None)
-    exc.stats = stats
-    return exc
+class _ExactDP:
+    """One run of the exact DP: the steps of the module docstring, each a method."""
+
+    def __init__(self, problem: Problem, budget: Budget, progress: ProgressFn, *,
+                 max_ideals: int, max_pairs: int | None, max_memory: int | None,
+                 reduce: bool, seed: int | None, warm_start: bool,
+                 upper_bound: Partition | None):
+        self.problem, self.budget, self.progress = problem, budget, progress
+        self.max_ideals, self.max_pairs, self.max_memory = max_ideals, max_pairs, max_memory
+        self.timings: dict[str, float] = {}
+        t0 = clock()
+        self.lat = _Lattice(problem, reduce)
+        self.ke = min(problem.k, self.lat.q)  # more stages than classes only adds empty ones
+        self.kern = self.lat.kernel(self.ke)
+        self.stats: dict[str, Any] = {"quotient_nodes": self.lat.q, "k_effective": self.ke}
+        self.ub, self.incumbent = self._incumbent(seed, warm_start, upper_bound)
+        self.timings["initial_ub"] = clock() - t0
+
+    def _incumbent(self, seed: int | None, warm_start: bool, given: Partition | None):
+        ub, stage_q = (_initial_upper_bound(self.lat, self.kern, self.ke, seed) if warm_start
+                       else (math.inf, None))
+        incumbent = self.lat.expand(stage_q) if stage_q is not None else None
+        if given is not None:
+            if not isinstance(given, Partition) or given.graph is not self.problem.graph:
+                raise TypeError("upper_bound must be a Partition of the same graph")
+            if given.k <= self.problem.k and self.problem.is_valid(given):
+                part = self.problem.partition(given.stage)
+                if incumbent is None or part.bottleneck < incumbent.bottleneck:
+                    incumbent = part
+                ub = min(ub, part.bottleneck)
+        self.stats["initial_upper_bound"] = ub if math.isfinite(ub) else None
+        return ub, incumbent
+
+    def result(self, part: Partition | None, quality: Quality, message: str = "",
+               lb: float | None = None,
+               termination: Termination = Termination.COMPLETED) -> SolveResult:
+        bneck = part.bottleneck if part is not None else math.inf
+        if lb is None:
+            lb = bneck * (1 - ROUND_RTOL) if quality is Quality.OPTIMAL else 0.0
+        self.stats["timings"] = dict(self.timings)
+        return SolveResult(part, upper_bound=bneck, lower_bound=lb, quality=quality,
+                           termination=termination, upper_bound_source="ideals",
+                           lower_bound_source="ideals (exact DP)" if lb > 0 else "",
+                           method="ideals", stats=self.stats, message=message)
+
+    def capped(self, msg: str, reason: str) -> errors.BudgetExceededError:
+        self.stats["timings"] = dict(self.timings)
+        return errors.BudgetExceededError(msg, reason, self.incumbent, self.stats)
+
+    def run(self) -> SolveResult:
+        lat, prob = self.lat, self.problem
+        if float(lat.qmem.max()) > prob.cap_limit:   # a class cannot fit anywhere
+            return self.result(None, Quality.INFEASIBLE, self._class_too_big())
+        lb = max(float(lat.qwork.max()), lat.total_work / prob.k)
+        if self.incumbent is not None and self.ub <= lb * (1 + ROUND_RTOL):
+            self.stats["ideals"] = None
+            return self.result(self.incumbent, Quality.OPTIMAL, "incumbent meets the lower "
+                               "bound max(max work, W/k); no enumeration needed",
+                               lb=min(lb, self.ub))
+        if self.ke == 1:
+            return self.result(prob.expand(np.zeros(prob.graph.n, dtype=np.int32)),
+                               Quality.OPTIMAL)
+        bits = self._enumerate()
+        D, par, interrupted, i = self._dp()
+        if interrupted:
+            msg = (f"interrupted after {i:,} of {self.stats['ideals']:,} ideals; "
+                   f"best slicing returned")
+            quality = Quality.FEASIBLE if self.incumbent is not None else Quality.NO_SOLUTION
+            return self.result(self.incumbent, quality, msg,
+                               termination=Termination.INTERRUPTED)
+        V = self.stats["ideals"] - 1
+        best = D[V * (self.ke + 1) + self.ke]
+        if not math.isfinite(best):
+            if self.incumbent is not None:  # pragma: no cover - never pruned
+                raise errors.SolverError("ideal DP lost the incumbent's chain")
+            return self.result(None, Quality.INFEASIBLE,
+                               f"no {prob.k}-partition meets mem_cap={prob.mem_cap:g} "
+                               f"(proven by exhaustive DP)")
+        self.stats["dp_value"] = float(best)
+        return self.result(self._reconstruct(bits, par, V), Quality.OPTIMAL)
+
+    def _class_too_big(self) -> str:
+        lat, prob, g = self.lat, self.problem, self.problem.graph
+        c = int(np.argmax(lat.qmem))
+        members = lat.class_members(c)
+        names = ", ".join(repr(g.name(int(v))) for v in members[:5])
+        more = ", ..." if members.size > 5 else ""
+        return (f"nodes {names}{more} must share a stage (colocation groups and the cycles "
+                f"they create) but need mem {lat.qmem[c]:g} > mem_cap {prob.mem_cap:g}")
+
+    def _enumerate(self) -> np.ndarray:
+        """Count (with caps), enumerate, sort by size and link frontier transitions."""
+        t1 = clock()
+        lat, ke = self.lat, self.ke
+        q = lat.q
+        words = (q + 63) // 64
+        n_ideals, n_trans = lat.count(self.max_ideals)
+        if n_ideals > self.max_ideals:
+            self.stats["ideals"] = f"> {self.max_ideals}"
+            raise self.capped(
+                f"exact DP over ideals: the contracted graph ({q} nodes) has more than "
+                f"max_ideals={self.max_ideals:,} ideals; the exact method is exponential in "
+                f"the graph's width. Raise max_ideals, or use a heuristic "
+                f"(method='slicegraph').", "ideals")
+        need = _estimate_bytes(n_ideals, n_trans, words, ke)
+        self.stats.update(ideals=n_ideals, transitions=n_trans, memory_estimate=need)
+        if self.max_memory is not None and need > self.max_memory:
+            raise self.capped(
+                f"exact DP over ideals: {n_ideals:,} ideals and {n_trans:,} transitions need "
+                f"about {_fmt_bytes(need)} > max_memory={_fmt_bytes(self.max_memory)}. Raise "
+                f"max_memory, or use a heuristic (method='slicegraph').", "memory")
+        zob = _splitmix64(max(q, 1), 0x5EED)
+        bits = np.empty((n_ideals, max(words, 1)), dtype=np.uint64)
+        avail = np.empty_like(bits)
+        size = np.empty(n_ideals, dtype=np.int32)
+        iw, im = np.empty(n_ideals), np.empty(n_ideals)
+        ih = np.empty(n_ideals, dtype=np.uint64)
+        fcount = np.empty(n_ideals, dtype=np.int32)
+        got = _ideals.enumerate_ideals(lat.qsucc_ptr, lat.qsucc_idx, lat.qindeg, lat.qwork,
+                                       lat.qmem, zob, bits, avail, size, iw, im, ih, fcount)
+        if got != n_ideals:  # pragma: no cover - internal consistency
+            raise errors.SolverError(f"ideal enumeration found {got} ideals, counted {n_ideals}")
+        perm = np.argsort(size, kind="stable")
+        del size
+        bits = bits[perm]      # one array at a time: at most one extra copy is alive
+        avail = avail[perm]
+        iw, im, ih, fcount = iw[perm], im[perm], ih[perm], fcount[perm]
+        del perm
+        fr_ptr = np.zeros(n_ideals + 1, dtype=np.int64)
+        np.cumsum(fcount, out=fr_ptr[1:])
+        del fcount
+        self.fr = (fr_ptr, np.empty(max(n_trans, 1), dtype=np.int32),
+                   np.empty(max(n_trans, 1), dtype=np.int32),
+                   np.empty(max(n_trans, 1), dtype=np.int64))
+        table = np.empty(1 << max(1, int(2 * n_ideals - 1).bit_length()), dtype=np.int32)
+        bad = _ideals.build_transitions(bits, avail, ih, zob, *self.fr, table)
+        if bad:  # pragma: no cover - internal consistency
+            raise errors.SolverError(f"{bad} ideal transitions could not be resolved")
+        self.rem = (lat.total_work - iw, lat.total_mem - im)
+        self.timings["enumerate"] = clock() - t1
+        return bits
+
+    def _dp(self) -> tuple[np.ndarray, np.ndarray, bool, int]:
+        """The DP pass in native chunks, checking caps, the budget and Ctrl-C between them."""
+        t2 = clock()
+        n_ideals, ke, kern = self.stats["ideals"], self.ke, self.kern
+        D = np.full(n_ideals * (ke + 1), np.inf)
+        D[0] = 0.0                                        # D[0][∅] = 0
+        par = np.full(n_ideals * ke, -1, dtype=np.int32)
+        kern.setup_dp(*self.fr, *self.rem, D, par, self.ub)
+        i, quota, interrupted = 0, 1_000_000, False
+        try:
+            while i < n_ideals:
+                t_chunk = clock()
+                allowed = quota if self.max_pairs is None else \
+                    min(quota, self.max_pairs + 1 - kern.pairs)
+                i = kern.run(i, max(allowed, 1))
+                dt = clock() - t_chunk
+                quota = min(quota * 2, 1 << 32) if dt < 0.05 else \
+                    max(quota // 2, 10_000) if dt > 0.3 else quota
+                self.stats.update(pairs=int(kern.pairs), expanded=int(kern.expanded))
+                self.progress(i / n_ideals, kern.ub)
+                if i < n_ideals:
+                    self._check_caps(i, n_ideals, t2)
+        except KeyboardInterrupt:
+            interrupted = True
+        self.timings["dp"] = clock() - t2
+        self.stats.update(pairs=int(kern.pairs), expanded=int(kern.expanded),
+                          examined=int(kern.examined))
+        return D, par, interrupted, i
+
+    def _check_caps(self, i: int, n_ideals: int, t2: float) -> None:
+        kern = self.kern
+        if self.max_pairs is not None and kern.pairs > self.max_pairs:
+            self.timings["dp"] = clock() - t2
+            raise self.capped(f"exact DP over ideals: more than max_pairs={self.max_pairs:,} "
+                              f"pairs relaxed after {i:,} of {n_ideals:,} ideals. Raise "
+                              f"max_pairs, or use a heuristic (method='slicegraph').", "pairs")
+        if self.budget.expired():
+            self.timings["dp"] = clock() - t2
+            raise self.capped(f"exact DP over ideals: time limit reached after {i:,} of "
+                              f"{n_ideals:,} ideals ({kern.pairs:,} pairs).", "time")
+
+    def _reconstruct(self, bits: np.ndarray, par: np.ndarray, V: int) -> Partition:
+        """Follow parent pointers from (V, ke) back to ∅; stage b-1 = J \\ parent."""
+        q, ke = self.lat.q, self.ke
+
+        def members(j: int) -> np.ndarray:
+            return np.unpackbits(bits[j].view(np.uint8), bitorder="little")[:q].astype(bool)
+
+        stage_q = np.full(q, -1, dtype=np.int32)
+        J, b = V, ke
+        while b > 0:
+            p = int(par[J * ke + b - 1])
+            if p == _EMPTY:
+                b -= 1
+                continue
+            if p < 0:  # pragma: no cover - internal consistency
+                raise errors.SolverError(f"ideal DP: no parent for ideal {J} at stage {b}")
+            stage_q[members(J) & ~members(p)] = b - 1
+            J, b = p, b - 1
+        if J != 0 or (stage_q < 0).any():  # pragma: no cover - internal consistency
+            raise errors.SolverError("ideal DP: reconstruction did not reach the empty ideal")
+        return self.lat.expand(stage_q)
 
 
 def solve_exact(graph: Graph, k: int, *, mem_cap: float | None = None,
-                time_limit: float | None = None, max_ideals: int = DEFAULT_MAX_IDEALS,
+                schedule: str = "plain", time_limit: float | None = None,
+                max_ideals: int = DEFAULT_MAX_IDEALS,
                 max_pairs: int | None = DEFAULT_MAX_PAIRS,
                 max_memory: int | None = DEFAULT_MAX_MEMORY,
                 upper_bound: Partition | None = None, seed: int | None = 0,
-                reduce: bool = True, warm_start: bool = True, progress=None,
-                budget: Budget | None = None) -> SolveResult:
+                reduce: bool = True, warm_start: bool = True,
+                progress: ProgressFn | None = None) -> SolveResult:
     """Optimal k-stage partition by DP over the ideals (see the module docstring).
 
     Parameters
     ----------
-    graph, k, mem_cap
-        The problem; stages may be empty, ``mem_cap`` is per stage.
+    graph, k, mem_cap, schedule
+        The problem (:class:`~pipecore.problem.Problem`); stages may be empty.
     time_limit : float, optional
-        Seconds; exceeded -> :class:`BudgetExceededError` (ignored if ``budget`` given).
+        Seconds; exceeded -> :class:`~pipecore.BudgetExceededError`.
     max_ideals, max_pairs, max_memory : int
         Caps on the ideals of the contracted graph, the (ideal, superset) pairs
         relaxed, and the estimated bytes of the tables (``None`` = no cap for pairs
-        and memory). Exceeding one raises :class:`BudgetExceededError` whose
-        ``reason``, ``partition`` (best known, may be None) and ``stats`` attributes
+        and memory). Exceeding one raises :class:`~pipecore.BudgetExceededError`,
+        whose ``reason``, ``partition`` (best known, may be None) and ``stats``
         say what happened.
     upper_bound : Partition, optional
         A valid partition (e.g. from a heuristic) to start the pruning from.
@@ -334,263 +566,44 @@ def solve_exact(graph: Graph, k: int, *, mem_cap: float | None = None,
 
     Returns
     -------
-    SolveResult with status ``optimal`` (lower bound = optimum up to 1e-12 relative
-    rounding), ``infeasible`` when no partition meets the memory cap, or
-    ``interrupted`` (Ctrl-C) with the best partition known.
+    SolveResult with quality ``optimal`` (lower bound = optimum up to ``ROUND_RTOL``
+    relative rounding) or ``infeasible`` when no partition meets the memory cap; on
+    Ctrl-C, termination ``interrupted`` with the best partition known.
+
+    Examples
+    --------
+    >>> from pipecore import Graph
+    >>> g = Graph(4, [0, 0, 1, 2], [1, 2, 3, 3], work=[2, 1, 1, 2], comm=[0.5] * 4)
+    >>> res = solve_exact(g, 2)
+    >>> res.quality.value, res.upper_bound
+    ('optimal', 3.5)
     """
-    k = check_k(k)
-    if not isinstance(graph, Graph):
-        raise TypeError(f"graph must be a pipecore.Graph, got {type(graph).__name__}")
-    cap = check_mem_cap(graph, k, mem_cap)
-    if budget is None:
-        budget = Budget(time_limit)
-    return _solve(graph, k, cap, budget=budget, progress=progress or no_progress,
-                  max_ideals=max_ideals, max_pairs=max_pairs, max_memory=max_memory,
-                  upper_bound=upper_bound, seed=seed, reduce=reduce, warm_start=warm_start)
+    opts = solve_ideals.options.validate(  # type: ignore[attr-defined]
+        dict(max_ideals=max_ideals, max_pairs=max_pairs, max_memory=max_memory, reduce=reduce))
+    return _ExactDP(Problem(graph, k, mem_cap, schedule), Budget(time_limit),
+                    progress or no_progress, seed=seed, warm_start=warm_start,
+                    upper_bound=upper_bound, **opts).run()
 
 
-def _solve(graph, k, cap, *, budget, progress, max_ideals, max_pairs, max_memory,
-           upper_bound, seed, reduce=True, warm_start=True) -> SolveResult:
-    if not 1 <= int(max_ideals) < 2 ** 31 - 1:  # ideal ids are int32
-        raise ValueError(f"max_ideals must be in 1 .. 2**31 - 2, got {max_ideals!r}")
-    t0 = time.perf_counter()
-    timings: dict[str, float] = {}
-    prob = _Problem(graph, cap, reduce)
-    q = prob.q
-    ke = min(k, q)                      # more stages than quotient nodes only adds empty ones
-    kern = prob.kernel(ke, cap)
-    stats: dict = {"quotient_nodes": q, "k_effective": ke}
-
-    # ---- incumbent: best slicing of a few orders, or the caller's partition
-    ub, stage_q = (_initial_upper_bound(prob, kern, ke, seed) if warm_start
-                   else (math.inf, None))
-    incumbent = prob.expand(stage_q, k) if stage_q is not None else None
-    if upper_bound is not None:
-        if not isinstance(upper_bound, Partition) or upper_bound.graph is not graph:
-            raise TypeError("upper_bound must be a Partition of the same graph")
-        if upper_bound.is_valid(cap) and upper_bound.k <= k:
-            part = Partition(graph, upper_bound.stage, k)
-            if incumbent is None or part.bottleneck < incumbent.bottleneck:
-                incumbent = part
-            ub = min(ub, part.bottleneck)
-    stats["initial_upper_bound"] = ub if math.isfinite(ub) else None
-    timings["initial_ub"] = time.perf_counter() - t0
-
-    def result(part, status, message="", lb=None):
-        bneck = part.bottleneck if part is not None else math.inf
-        if lb is None:
-            lb = bneck * (1 - 1e-12) if status == Status.OPTIMAL else 0.0
-        return SolveResult(part, upper_bound=bneck, lower_bound=lb, status=status,
-                           method="ideals",
-                           lower_bound_method="ideals (exact DP)" if lb > 0 else "",
-                           wall_time=time.perf_counter() - t0, timings=timings,
-                           stats=stats, message=message)
-
-    # ---- a class (group + the cycle it creates) that cannot fit: proven infeasible
-    if cap is not None and float(prob.qmem.max()) > cap * (1 + _MEM_TOL):
-        c = int(np.argmax(prob.qmem))
-        names = [graph.name(int(v)) for v in prob.midx[prob.mptr[c]:prob.mptr[c + 1]][:5]]
-        more = ", ..." if prob.mptr[c + 1] - prob.mptr[c] > 5 else ""
-        return result(None, Status.INFEASIBLE,
-                      f"nodes {', '.join(map(repr, names))}{more} must share a stage "
-                      f"(colocation groups and the cycles they create) but need mem "
-                      f"{prob.qmem[c]:g} > mem_cap {cap:g}")
-
-    # ---- trivial lower bound: every node lies in some stage, and some stage has >= W/k work
-    lb = max(float(prob.qwork.max()), prob.total_work / k)
-    if incumbent is not None and ub <= lb * (1 + 1e-12):
-        stats["ideals"] = None
-        return result(incumbent, Status.OPTIMAL, "incumbent meets the lower bound "
-                      "max(max work, W/k); no enumeration needed", lb=min(lb, ub))
-    if ke == 1:
-        part = Partition(graph, np.zeros(graph.n, dtype=np.int32), k)
-        return result(part, Status.OPTIMAL)
-
-    # ---- count ideals and estimate memory before allocating anything
-    t1 = time.perf_counter()
-    words = (q + 63) // 64
-    n_ideals, n_trans = prob.count(max_ideals)
-    if n_ideals > max_ideals:
-        stats["ideals"] = f"> {max_ideals}"
-        raise _capped(f"exact DP over ideals: the contracted graph ({q} nodes) has more than "
-                      f"max_ideals={max_ideals:,} ideals; the exact method is exponential in "
-                      f"the graph's width. Raise max_ideals, or use a heuristic "
-                      f"(method='slicegraph').", "ideals", incumbent, stats)
-    need = _estimate_bytes(n_ideals, n_trans, words, ke)
-    stats.update(ideals=n_ideals, transitions=n_trans, memory_estimate=need)
-    if max_memory is not None and need > max_memory:
-        raise _capped(f"exact DP over ideals: {n_ideals:,} ideals and {n_trans:,} transitions "
-                      f"need about {_fmt_bytes(need)} > max_memory={_fmt_bytes(max_memory)}. "
-                      f"Raise max_memory, or use a heuristic (method='slicegraph').",
-                      "memory", incumbent, stats)
-
-    # ---- enumerate, sort by size, link frontier transitions
-    zob = _splitmix64(max(q, 1), 0x5EED)
-    bits = np.empty((n_ideals, max(words, 1)), dtype=np.uint64)
-    avail = np.empty_like(bits)
-    size = np.empty(n_ideals, dtype=np.int32)
-    iw, im = np.empty(n_ideals), np.empty(n_ideals)
-    ih = np.empty(n_ideals, dtype=np.uint64)
-    fcount = np.empty(n_ideals, dtype=np.int32)
-    got = _ideals.enumerate_ideals(prob.qsucc_ptr, prob.qsucc_idx, prob.qindeg, prob.qwork,
-                                   prob.qmem, zob, bits, avail, size, iw, im, ih, fcount)
-    if got != n_ideals:  # pragma: no cover - internal consistency
-        raise errors.SolverError(f"ideal enumeration found {got} ideals, counted {n_ideals}")
-    perm = np.argsort(size, kind="stable")
-    del size
-    bits = bits[perm]      # one array at a time: at most one extra copy is alive
-    avail = avail[perm]
-    iw, im, ih, fcount = iw[perm], im[perm], ih[perm], fcount[perm]
-    del perm
-    fr_ptr = np.zeros(n_ideals + 1, dtype=np.int64)
-    np.cumsum(fcount, out=fr_ptr[1:])
-    del fcount
-    fr_v = np.empty(max(n_trans, 1), dtype=np.int32)
-    fr_next = np.empty(max(n_trans, 1), dtype=np.int32)
-    fr_start = np.empty(max(n_trans, 1), dtype=np.int64)
-    table = np.empty(1 << max(1, int(2 * n_ideals - 1).bit_length()), dtype=np.int32)
-    bad = _ideals.build_transitions(bits, avail, ih, zob, fr_ptr, fr_v, fr_next, fr_start, table)
-    if bad:  # pragma: no cover - internal consistency
-        raise errors.SolverError(f"{bad} ideal transitions could not be resolved")
-    del avail, table, ih
-    timings["enumerate"] = time.perf_counter() - t1
-
-    # ---- the DP
-    t2 = time.perf_counter()
-    rem_work = prob.total_work - iw
-    rem_mem = prob.total_mem - im
-    del iw, im
-    D = np.full(n_ideals * (ke + 1), np.inf)
-    D[0] = 0.0                                        # D[0][∅] = 0
-    par = np.full(n_ideals * ke, -1, dtype=np.int32)
-    kern.setup_dp(fr_ptr, fr_v, fr_next, fr_start, rem_work, rem_mem, D, par, ub)
-    i, quota, interrupted = 0, 1_000_000, False
-    try:
-        while i < n_ideals:
-            t_chunk = time.perf_counter()
-            allowed = quota if max_pairs is None else min(quota, max_pairs + 1 - kern.pairs)
-            i = kern.run(i, max(allowed, 1))
-            dt = time.perf_counter() - t_chunk
-            if dt < 0.05:
-                quota = min(quota * 2, 1 << 32)
-            elif dt > 0.3:
-                quota = max(quota // 2, 10_000)
-            stats.update(pairs=int(kern.pairs), expanded=int(kern.expanded))
-            progress(i / n_ideals, kern.ub)
-            if i < n_ideals and max_pairs is not None and kern.pairs > max_pairs:
-                timings["dp"] = time.perf_counter() - t2
-                raise _capped(f"exact DP over ideals: more than max_pairs={max_pairs:,} "
-                              f"pairs relaxed after {i:,} of {n_ideals:,} ideals. Raise "
-                              f"max_pairs, or use a heuristic (method='slicegraph').",
-                              "pairs", incumbent, stats)
-            if i < n_ideals and budget.expired():
-                timings["dp"] = time.perf_counter() - t2
-                raise _capped(f"exact DP over ideals: time limit of {budget.time_limit:g} s "
-                              f"reached after {i:,} of {n_ideals:,} ideals "
-                              f"({kern.pairs:,} pairs).", "time", incumbent, stats)
-    except KeyboardInterrupt:
-        interrupted = True
-    timings["dp"] = time.perf_counter() - t2
-    stats.update(pairs=int(kern.pairs), expanded=int(kern.expanded),
-                 examined=int(kern.examined))
-    if interrupted:
-        if incumbent is None:
-            return result(None, Status.INTERRUPTED, "interrupted before any partition was found")
-        return result(incumbent, Status.INTERRUPTED,
-                      f"interrupted after {i:,} of {n_ideals:,} ideals; best slicing returned")
-
-    V = n_ideals - 1
-    best = D[V * (ke + 1) + ke]
-    if not math.isfinite(best):
-        if incumbent is not None:  # pragma: no cover - the incumbent's chain is never pruned
-            raise errors.SolverError("ideal DP lost the incumbent's chain")
-        return result(None, Status.INFEASIBLE,
-                      f"no {k}-partition meets mem_cap={cap:g} (proven by exhaustive DP)")
-    part = _reconstruct(prob, bits, par, ke, k, V)
-    stats["dp_value"] = float(best)
-    return result(part, Status.OPTIMAL)
-
-
-def _reconstruct(prob: _Problem, bits, par, ke: int, k: int, V: int) -> Partition:
-    """Follow parent pointers from (V, ke) back to ∅; stage b-1 = J \\ parent."""
-    q = prob.q
-
-    def members(j):
-        return np.unpackbits(bits[j].view(np.uint8), bitorder="little")[:q].astype(bool)
-
-    stage_q = np.full(q, -1, dtype=np.int32)
-    J, b = V, ke
-    while b > 0:
-        p = int(par[J * ke + b - 1])
-        if p == _EMPTY:
-            b -= 1
-            continue
-        if p < 0:  # pragma: no cover - internal consistency
-            raise errors.SolverError(f"ideal DP: no parent for ideal {J} at stage {b}")
-        stage_q[members(J) & ~members(p)] = b - 1
-        J, b = p, b - 1
-    if J != 0 or (stage_q < 0).any():  # pragma: no cover - internal consistency
-        raise errors.SolverError("ideal DP: reconstruction did not reach the empty ideal")
-    return prob.expand(stage_q, k)
-
-
-def solve_ideals(graph: Graph, k: int, *, mem_cap=None, budget: Budget | None = None,
-                 seed=0, progress=None, max_ideals: int = DEFAULT_MAX_IDEALS,
+@method("ideals", OPTIONS)
+def solve_ideals(problem: Problem, budget: Budget, *, seed: int | None = 0,
+                 progress: ProgressFn = no_progress, stop_at: float = 0.0,
+                 max_ideals: int = DEFAULT_MAX_IDEALS,
                  max_pairs: int | None = DEFAULT_MAX_PAIRS,
-                 max_memory: int | None = DEFAULT_MAX_MEMORY, upper_bound=None,
-                 reduce: bool = True, fallback: str | None = "auto", **_) -> SolveResult:
-    """``solve(method="ideals")``: the exact DP, with a fallback when a cap is hit.
-
-    On :class:`BudgetExceededError` (ideals, memory, pairs or time) this runs
-    ``fallback`` (``"auto"``: ``slicegraph`` if installed, else ``balanced``; ``None``:
-    re-raise) on the remaining budget and returns the better of its partition and
-    the exact solver's incumbent, with status ``capped`` (``time_limit`` when the
-    time ran out) and a message naming the cap.
-    """
-    budget = budget if budget is not None else Budget(None)
+                 max_memory: int | None = DEFAULT_MAX_MEMORY,
+                 reduce: bool = True) -> SolveResult:
+    """``solve(method="ideals")``: the exact DP. A cap ends it with termination
+    ``capped`` (``time_limit`` for the clock) and the best partition known; the
+    solver then hands over to its fallback once."""
     try:
-        return _solve(graph, k, mem_cap, budget=budget, progress=progress or no_progress,
-                      max_ideals=max_ideals, max_pairs=max_pairs, max_memory=max_memory,
-                      upper_bound=upper_bound, seed=seed, reduce=reduce)
+        return _ExactDP(problem, budget, progress, max_ideals=max_ideals, max_pairs=max_pairs,
+                        max_memory=max_memory, reduce=reduce, seed=seed, warm_start=True,
+                        upper_bound=None).run()
     except errors.BudgetExceededError as exc:
-        if fallback is None:
-            raise
-        return _fallback(graph, k, mem_cap, budget, seed, progress, exc, fallback)
-
-
-def _fallback(graph, k, mem_cap, budget, seed, progress, exc, fallback) -> SolveResult:
-    from ..solve import get_method
-
-    t0 = time.perf_counter()
-    names = ["slicegraph", "balanced"] if fallback == "auto" else [fallback]
-    res, used = None, None
-    for name in names:
-        try:
-            fn = get_method(name)
-        except ValueError:
-            continue
-        sub = budget if math.isinf(budget.remaining()) else Budget(max(budget.remaining(), 1.0))
-        res = fn(graph, k, mem_cap=mem_cap, budget=sub, seed=seed,
-                 progress=progress or no_progress)
-        used = name
-        break
-    inc = getattr(exc, "partition", None)
-    part, source = None, None
-    if res is not None and res.partition is not None:
-        part, source = res.partition, used
-    if inc is not None and (part is None or inc.bottleneck < part.bottleneck):
-        part, source = inc, "ideals' initial slicing"
-    status = Status.TIME_LIMIT if getattr(exc, "reason", "") == "time" else Status.CAPPED
-    msg = f"{exc} Fell back to {used or 'nothing'}; returned the best of it and the " \
-          f"incumbent (from {source or 'none'})."
-    stats = dict(getattr(exc, "stats", {}) or {})
-    stats["fallback"] = used
-    timings = {"fallback": time.perf_counter() - t0}
-    if part is None:
-        return SolveResult(None, status=status, method="ideals", message=msg, stats=stats,
-                           timings=timings)
-    lb = res.lower_bound if (res is not None and source == used) else 0.0
-    return SolveResult(part, upper_bound=part.bottleneck, lower_bound=min(lb, part.bottleneck),
-                       status=status, method=f"ideals->{source}", message=msg, stats=stats,
-                       timings=timings, lower_bound_method=res.lower_bound_method
-                       if (res is not None and lb > 0) else "")
+        part = exc.partition
+        term = Termination.TIME_LIMIT if exc.reason == "time" else Termination.CAPPED
+        return SolveResult(part, upper_bound=part.bottleneck if part is not None else math.inf,
+                           quality=Quality.FEASIBLE if part is not None else Quality.NO_SOLUTION,
+                           termination=term, upper_bound_source="ideals (initial slicing)",
+                           method="ideals", stats={**exc.stats, "cap": exc.reason},
+                           message=str(exc))

@@ -1,6 +1,6 @@
 """Local search, simulated annealing, and the polish step applied to every solver's output.
 
-Moves keep every edge forward and colocation classes whole (see
+Moves keep every precedence edge forward and colocation classes whole (see
 :mod:`pipecore._native._local`): a class to an adjacent stage, a swap between
 adjacent stages, and a local boundary shift (a class with its in-stage
 descendants or ancestors). Cost changes are O(degree) incremental updates plus
@@ -10,210 +10,215 @@ O(k) to read the new maximum.
   costs) from the better of the 1-D baselines.
 * ``solve_anneal``: Metropolis annealing with a geometric temperature schedule on
   ``max + lam * rms`` of the stage costs, then descent from the best state.
-* ``polish_result``: descent on any result's partition with a small share of the
-  remaining budget; it keeps the partition valid and never returns a worse one.
+* :func:`polish_partition`: descent on any partition within a budget; it keeps the
+  partition valid and never returns a worse one (``solve()`` polishes every result).
 """
 from __future__ import annotations
 
 import math
-import time
+from typing import Any
 
 import numpy as np
 
 from .._native import _local
-from .._runtime import Budget, no_progress
-from ..graph import Graph, check_k
+from .._runtime import SHARES, Budget, ProgressFn, clock, no_progress
+from ..options import Option, method
 from ..partition import Partition
-from ..result import SolveResult, Status
+from ..problem import Problem
+from ..result import Quality, SolveResult, Termination
 
-__all__ = ["solve_local", "solve_anneal", "polish_result", "polish_partition"]
+__all__ = ["solve_local", "solve_anneal", "polish_partition"]
 
 
-def _start_partition(graph: Graph, con, k: int, mem_cap) -> Partition | None:
-    """The best valid baseline (balanced / uniform, memory-aware), else the optimal slicing of
-    the BFS order (which respects the cap whenever any slicing of it does), else None."""
-    from .baselines import balanced_split, uniform_split
+def _state(problem: Problem, stage: np.ndarray, seed: int | None) -> Any:
+    g = problem.graph
+    return _local.LocalState(g, g.contract(), problem.k_eff, problem.stage_mem,
+                             problem.cap_limit, stage, _seed64(seed))
+
+
+def _compact(problem: Problem, part: Partition) -> np.ndarray | None:
+    """The partition's stage vector over ``k_eff`` stages (empty stages dropped), or None
+    if it uses more stages than that (cannot happen for valid partitions)."""
+    used, local = np.unique(part.stage, return_inverse=True)
+    if used.size > problem.k_eff:
+        return None
+    return local.astype(np.int32)
+
+
+def _start_partition(problem: Problem) -> Partition | None:
+    """The best valid baseline (balanced / uniform, memory-aware), else the optimal slicing
+    of the BFS order (which respects the cap whenever any slicing of it does), else None."""
+    from .baselines import _balanced, _uniform
+    from .slicegraph import expand_order, make_slicer
 
     best = None
-    for fn in (balanced_split, uniform_split):
-        p = fn(graph, k, mem_cap=mem_cap)
-        if p is not None and p.is_valid(mem_cap) and (best is None or p.bottleneck < best.bottleneck):
+    for fn in (_balanced, _uniform):
+        p = fn(problem)
+        if p is not None and problem.is_valid(p) and (best is None or p.bottleneck < best.bottleneck):
             best = p
     if best is None:
-        from .slicegraph import _make_slicer, expand_order
-
+        con = problem.graph.contract()
         order = expand_order(con, con.graph.topological_order())
-        val, stage, _ = _make_slicer(graph, con, k, mem_cap).slice_order(order)
+        val, stage, _ = make_slicer(problem).slice_order(order)
         if math.isfinite(val):
-            best = Partition(graph, stage, k)
+            best = problem.expand(stage)
     return best
 
 
-def _deadline(budget: Budget, share: float = 1.0) -> float:
-    rem = budget.remaining()
-    return _local.clock() + rem * share if math.isfinite(rem) else math.inf
-
-
-def polish_partition(part: Partition, mem_cap=None, *, deadline: float = math.inf, seed=0,
-                     max_sweeps: int = 200) -> Partition:
-    """Descent from ``part``; returns a valid partition no worse than ``part``."""
-    graph, k = part.graph, part.k
-    if k < 2 or not part.is_valid(mem_cap):
+def polish_partition(problem: Problem, part: Partition, *, budget: Budget | None = None,
+                     seed: int | None = 0, max_sweeps: int = 200,
+                     stop_at: float = 0.0) -> Partition:
+    """Descent from ``part`` until a local optimum, ``max_sweeps`` or the budget; returns a
+    valid partition no worse than ``part`` (``part`` itself when nothing improves)."""
+    budget = budget or Budget(None)
+    stage = _compact(problem, part)
+    if problem.k_eff < 2 or stage is None or not problem.is_valid(part) \
+            or part.bottleneck <= stop_at:
         return part
-    con = graph.contract()
-    st = _local.LocalState(graph, con, k, mem_cap, part.stage, _seed64(seed))
-    st.deadline = deadline
+    st = _state(problem, stage, seed)
+    st.deadline = budget.deadline
     st.descent(max_sweeps)
-    val, stage = st.best()
-    cand = Partition(graph, stage, k)
-    if cand.bottleneck < part.bottleneck and cand.is_valid(mem_cap):
-        return cand
-    return part
+    return _best_of(problem, st, part)
 
 
-def _seed64(seed) -> int:
+def _seed64(seed: int | None) -> int:
     return int(np.random.default_rng(seed).integers(1, 2**63 - 1))
 
 
-def polish_result(result: SolveResult, *, mem_cap=None, budget: Budget | None = None, seed=0,
-                  share: float = 0.15) -> SolveResult:
-    """Polish a solver's partition by descent, using ``share`` of the remaining budget.
-
-    Skipped when there is no partition, it is proven optimal, or the user interrupted
-    the solve (Ctrl-C asks for an answer now). The result keeps its
-    status and method; ``upper_bound`` only ever decreases, and ``stats["polish_gain"]``
-    records the improvement.
-    """
-    if result.partition is None or result.status in (Status.OPTIMAL, Status.INTERRUPTED):
-        return result
-    budget = budget or Budget(None)
-    t0 = time.perf_counter()
-    before = result.partition.bottleneck
-    try:
-        part = polish_partition(result.partition, mem_cap, deadline=_deadline(budget, share),
-                                seed=seed)
-    except KeyboardInterrupt:
-        return result
-    gain = before - part.bottleneck
-    result.timings["polish"] = time.perf_counter() - t0
-    result.stats["polish_gain"] = float(gain)
-    if gain > 0:
-        result.partition = part
-        result.upper_bound = part.bottleneck
-    return result
-
-
-def _prepare(graph, k, mem_cap, name):
-    k = check_k(k)
-    con = graph.contract()
-    start = _start_partition(graph, con, k, mem_cap)
-    if start is None:
-        return k, con, None, SolveResult(None, status=Status.NO_SOLUTION, method=name,
-                                         message="no valid starting partition under the memory cap")
-    return k, con, start, None
-
-
-def solve_local(graph: Graph, k: int, *, mem_cap=None, budget: Budget | None = None, seed=0,
-                progress=None, max_sweeps: int = 1000, **_) -> SolveResult:
-    """Descent from the better 1-D baseline until a local optimum, ``max_sweeps`` or the budget."""
-    budget = budget or Budget(None)
-    progress = progress or no_progress
-    t0 = time.perf_counter()
-    k, con, start, fail = _prepare(graph, k, mem_cap, "local")
-    if fail is not None:
-        return fail
-    status = Status.FEASIBLE
-    st = _local.LocalState(graph, con, k, mem_cap, start.stage, _seed64(seed))
-    st.deadline = _deadline(budget, 0.9)
-    sweeps = 0
-    try:
-        while sweeps < max_sweeps:
-            improved = st.descent(5)
-            sweeps += 5
-            progress(budget.fraction() if budget.time_limit else min(1.0, sweeps / max_sweeps),
-                     st.best()[0])
-            if improved == 0:
-                break
-            if budget.expired() or _local.clock() > st.deadline:
-                status = Status.TIME_LIMIT
-                break
-    except KeyboardInterrupt:
-        status = Status.INTERRUPTED
-    part = _best_of(graph, k, st, start, mem_cap)
-    return SolveResult(part, upper_bound=part.bottleneck, status=status, method="local",
-                       stats={"sweeps": sweeps, "moves": int(st.moves_done)},
-                       timings={"local": time.perf_counter() - t0})
-
-
-def _best_of(graph, k, st, start: Partition, mem_cap) -> Partition:
+def _best_of(problem: Problem, st: Any, start: Partition) -> Partition:
     val, stage = st.best()
-    cand = Partition(graph, stage, k)
-    if cand.is_valid(mem_cap) and cand.bottleneck <= start.bottleneck:
+    cand = problem.expand(stage)
+    if problem.is_valid(cand) and cand.bottleneck < start.bottleneck:
         return cand
     return start
 
 
-def solve_anneal(graph: Graph, k: int, *, mem_cap=None, budget: Budget | None = None, seed=0,
-                 progress=None, steps: int | None = None, t_start: float = 0.03,
-                 t_end: float = 1e-4, lam: float = 0.1, p_swap: float = 0.15,
-                 p_shift: float = 0.15, max_shift: int = 16, **_) -> SolveResult:
+def _no_start(name: str) -> SolveResult:
+    return SolveResult(None, quality=Quality.NO_SOLUTION, method=name,
+                       message="no valid starting partition under the memory cap")
+
+
+@method("local", (Option("max_sweeps", int, 1000, minimum=1,
+                         help="descent sweeps over all classes"),))
+def solve_local(problem: Problem, budget: Budget, *, seed: int | None = 0,
+                progress: ProgressFn = no_progress, stop_at: float = 0.0,
+                max_sweeps: int = 1000) -> SolveResult:
+    """Descent from the better 1-D baseline until a local optimum, ``max_sweeps`` or the
+    budget. O(sweeps * sum of degrees)."""
+    start = _start_partition(problem)
+    if start is None:
+        return _no_start("local")
+    stage = _compact(problem, start)
+    st = _state(problem, stage, seed)
+    st.deadline = budget.deadline
+    term, sweeps = Termination.COMPLETED, 0
+    try:
+        while sweeps < max_sweeps and st.best()[0] > stop_at:
+            improved = st.descent(5)
+            sweeps += 5
+            progress(budget.fraction() if budget.limited else min(1.0, sweeps / max_sweeps),
+                     st.best()[0])
+            if improved == 0:
+                break
+            if budget.expired():
+                term = Termination.TIME_LIMIT
+                break
+    except KeyboardInterrupt:
+        term = Termination.INTERRUPTED
+    part = _best_of(problem, st, start)
+    return SolveResult(part, upper_bound=part.bottleneck, quality=Quality.FEASIBLE,
+                       termination=term, upper_bound_source="local", method="local",
+                       stats={"sweeps": sweeps, "moves": int(st.moves_done)})
+
+
+ANNEAL_OPTIONS = (
+    Option("steps", int, None, minimum=1, nullable=True,
+           help="annealing moves (default max(200000, 200 q); with a time limit the "
+                "schedule follows the clock)"),
+    Option("t_start", float, 0.03, minimum=0.0, strict=True,
+           help="start temperature relative to the starting bottleneck"),
+    Option("t_end", float, 1e-4, minimum=0.0, strict=True,
+           help="end temperature relative to the starting bottleneck"),
+    Option("lam", float, 0.1, minimum=0.0, help="weight of the rms stage cost in the energy"),
+    Option("p_swap", float, 0.15, minimum=0.0, maximum=1.0, help="share of swap moves"),
+    Option("p_shift", float, 0.15, minimum=0.0, maximum=1.0, help="share of boundary shifts"),
+    Option("max_shift", int, 16, minimum=1, help="classes moved by one boundary shift"),
+)
+
+
+def _anneal_by_clock(st: Any, budget: Budget, T0: float, T1: float, opts: dict,
+                     progress: ProgressFn) -> int:
+    """Cool geometrically over the clock until the cooling deadline; returns moves done."""
+    end = st.deadline
+    t_begin = clock()
+    span = max(end - t_begin, 1e-6)
+    done, chunk = 0, 50_000
+    while True:
+        f0 = min(1.0, (clock() - t_begin) / span)
+        if f0 >= 1.0:
+            return done
+        c0 = clock()
+        f1 = min(1.0, f0 + 0.02)
+        st.anneal(chunk, T0 * (T1 / T0) ** f0, T0 * (T1 / T0) ** f1, opts["lam"],
+                  opts["p_swap"], opts["p_shift"], opts["max_shift"])
+        done += chunk
+        dt = clock() - c0
+        chunk = int(max(1000, min(5_000_000, chunk * (0.02 * span) / max(dt, 1e-6))))
+        progress(budget.fraction(), st.best()[0])
+
+
+def _anneal_by_steps(st: Any, budget: Budget, T0: float, T1: float, total: int, opts: dict,
+                     progress: ProgressFn) -> tuple[int, bool]:
+    """Cool geometrically over ``total`` moves; returns (moves done, stopped by the clock)."""
+    done, chunk = 0, 50_000
+    while done < total:
+        n_now = min(chunk, total - done)
+        f0, f1 = done / total, (done + n_now) / total
+        st.anneal(n_now, T0 * (T1 / T0) ** f0, T0 * (T1 / T0) ** f1, opts["lam"],
+                  opts["p_swap"], opts["p_shift"], opts["max_shift"])
+        done += n_now
+        progress(budget.fraction() if budget.limited else done / total, st.best()[0])
+        if clock() > st.deadline:
+            return done, True
+    return done, False
+
+
+@method("anneal", ANNEAL_OPTIONS)
+def solve_anneal(problem: Problem, budget: Budget, *, seed: int | None = 0,
+                 progress: ProgressFn = no_progress, stop_at: float = 0.0,
+                 **opts: Any) -> SolveResult:
     """Simulated annealing from the better 1-D baseline, then descent.
 
     Temperatures are relative to the starting bottleneck (``t_start``, ``t_end``) and
-    decay geometrically over ``steps`` moves (default ``max(200_000, 200 q)``; with a
-    time limit and no ``steps`` the schedule follows the clock instead). Deterministic
-    for a seed when no time limit cuts the run short.
+    decay geometrically over ``steps`` moves; with a time limit and no ``steps`` the
+    schedule follows the clock, cooling over ``SHARES["anneal_cooling"]`` of the budget
+    and descending in the rest. Deterministic for a seed when no limit cuts in.
     """
-    budget = budget or Budget(None)
-    progress = progress or no_progress
-    t0 = time.perf_counter()
-    k, con, start, fail = _prepare(graph, k, mem_cap, "anneal")
-    if fail is not None:
-        return fail
+    opts = {**{o.name: o.default for o in ANNEAL_OPTIONS}, **opts}
+    start = _start_partition(problem)
+    if start is None:
+        return _no_start("anneal")
     scale = max(start.bottleneck, 1e-300)
-    T0, T1 = t_start * scale, t_end * scale
-    st = _local.LocalState(graph, con, k, mem_cap, start.stage, _seed64(seed))
-    by_clock = steps is None and budget.time_limit is not None
-    total = int(steps or max(200_000, 200 * con.graph.n))
-    st.deadline = _deadline(budget, 0.85)
-    anneal_end = st.deadline
-    status = Status.FEASIBLE
-    done = 0
-    chunk = 50_000
+    T0, T1 = opts["t_start"] * scale, opts["t_end"] * scale
+    st = _state(problem, _compact(problem, start), seed)
+    cooling = budget.until(SHARES["anneal_cooling"])
+    st.deadline = cooling.deadline
+    term, done = Termination.COMPLETED, 0
     try:
-        if by_clock:
-            t_begin = _local.clock()
-            span = max(anneal_end - t_begin, 1e-6)
-            while True:
-                f0 = min(1.0, (_local.clock() - t_begin) / span)
-                if f0 >= 1.0:
-                    break
-                c0 = _local.clock()
-                f1 = min(1.0, f0 + 0.02)
-                st.anneal(chunk, T0 * (T1 / T0) ** f0, T0 * (T1 / T0) ** f1, lam, p_swap,
-                          p_shift, max_shift)
-                done += chunk
-                dt = _local.clock() - c0
-                # size chunks to ~2% of the anneal span each
-                chunk = int(max(1000, min(5_000_000, chunk * (0.02 * span) / max(dt, 1e-6))))
-                progress(budget.fraction(), st.best()[0])
+        if opts["steps"] is None and budget.limited:
+            done = _anneal_by_clock(st, budget, T0, T1, opts, progress)
         else:
-            while done < total:
-                n_now = min(chunk, total - done)
-                f0, f1 = done / total, (done + n_now) / total
-                st.anneal(n_now, T0 * (T1 / T0) ** f0, T0 * (T1 / T0) ** f1, lam, p_swap,
-                          p_shift, max_shift)
-                done += n_now
-                progress(budget.fraction() if budget.time_limit else done / total, st.best()[0])
-                if _local.clock() > st.deadline:
-                    status = Status.TIME_LIMIT
-                    break
+            total = int(opts["steps"] or max(200_000, 200 * problem.n_classes))
+            done, stopped = _anneal_by_steps(st, budget, T0, T1, total, opts, progress)
+            term = Termination.TIME_LIMIT if stopped else term
         st.restore_best()
-        st.deadline = _deadline(budget, 0.9)
+        st.deadline = budget.deadline
         st.descent(200)
+        if budget.limited and budget.expired():
+            term = Termination.TIME_LIMIT
     except KeyboardInterrupt:
-        status = Status.INTERRUPTED
-    part = _best_of(graph, k, st, start, mem_cap)
-    return SolveResult(part, upper_bound=part.bottleneck, status=status, method="anneal",
-                       stats={"steps": done, "moves": int(st.moves_done)},
-                       timings={"anneal": time.perf_counter() - t0})
+        term = Termination.INTERRUPTED
+    part = _best_of(problem, st, start)
+    return SolveResult(part, upper_bound=part.bottleneck, quality=Quality.FEASIBLE,
+                       termination=term, upper_bound_source="anneal", method="anneal",
+                       stats={"steps": done, "moves": int(st.moves_done)})

@@ -15,23 +15,30 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
 from .. import errors
-from .._native import _slicing
-from .._runtime import Budget, no_progress
-from ..graph import Graph, check_k, check_mem_cap
+from .._native import _graph, _slicing
+from .._runtime import Budget, ProgressFn, clock, no_progress
+from ..graph import Graph
+from ..options import Option, method
 from ..partition import Partition
-from ..result import SolveResult, Status
+from ..problem import ROUND_RTOL, Problem
+from ..result import Quality, SolveResult, Termination
 
-__all__ = ["slice_order", "solve_slicegraph", "seed_orders", "expand_order", "topo_members"]
+__all__ = ["slice_order", "solve_slicegraph", "seed_orders", "expand_order", "topo_members",
+           "make_slicer"]
 
 
-def _make_slicer(graph: Graph, con, k: int, mem_cap, max_store: int = 20_000_000):
-    return _slicing.Slicer(graph, con, k, mem_cap, max_store)
+def make_slicer(problem: Problem, k: int | None = None,
+                max_store: int = 20_000_000) -> Any:
+    """The native slicing DP for ``problem`` with ``k`` stages (default ``k_eff``)."""
+    g = problem.graph
+    return _slicing.Slicer(g, g.contract(), problem.k_eff if k is None else k,
+                           problem.stage_mem, problem.cap_limit, max_store)
 
 
 def _check_order(graph: Graph, con, order) -> np.ndarray:
@@ -55,8 +62,8 @@ def _check_order(graph: Graph, con, order) -> np.ndarray:
     return order.astype(np.int32)
 
 
-def slice_order(graph: Graph, order, k: int, mem_cap: float | None = None
-                ) -> tuple[float, Partition | None]:
+def slice_order(graph: Graph, order: Any, k: int, mem_cap: float | None = None,
+                schedule: str = "plain") -> tuple[float, Partition | None]:
     """Optimal k-slicing of a topological order: ``(bottleneck, partition)``.
 
     ``order`` lists every node once, edges forward, colocation groups contiguous. The
@@ -66,15 +73,12 @@ def slice_order(graph: Graph, order, k: int, mem_cap: float | None = None
     for the algorithm (exact; about S*(1+indeg) to enumerate the S segments that can
     matter, ~n^2/k, plus O(S) per bisection step).
     """
-    k = check_k(k)
-    cap = check_mem_cap(graph, k, mem_cap)
-    con = graph.contract()
-    order = _check_order(graph, con, order)
-    sl = _make_slicer(graph, con, k, cap)
-    val, stage, _ = sl.slice_order(order)
+    problem = Problem(graph, k, mem_cap, schedule)
+    order = _check_order(graph, graph.contract(), order)
+    val, stage, _ = make_slicer(problem).slice_order(order)
     if not math.isfinite(val):
         return math.inf, None
-    return float(val), Partition(graph, stage, k)
+    return float(val), problem.expand(stage)
 
 
 def topo_members(con) -> np.ndarray:
@@ -108,15 +112,16 @@ def seed_orders(con) -> dict[str, np.ndarray]:
     q = g.n
     out: dict[str, np.ndarray] = {}
     out["bfs"] = np.asarray(g.topological_order(), dtype=np.int32)
+    indeg = np.diff(g.pred_ptr).astype(np.int32)
     dfs = np.empty(q, dtype=np.int32)
-    _slicing.kahn_lifo(g.succ_ptr, g.succ_idx, g.pred_ptr, dfs)
+    _graph.kahn(g.succ_ptr, g.succ_idx, indeg, None, True, dfs)
     out["dfs"] = dfs
     weight = np.ascontiguousarray(g.work + g.comm)
     top, bottom = np.empty(q), np.empty(q)
     _slicing.path_levels(out["bfs"], g.succ_ptr, g.succ_idx, weight, top, bottom)
     for name, keys in (("critical_path", -bottom), ("asap", top), ("alap", top + bottom)):
         order = np.empty(q, dtype=np.int32)
-        _slicing.kahn_keys(g.succ_ptr, g.succ_idx, g.pred_ptr, np.ascontiguousarray(keys), order)
+        _graph.kahn(g.succ_ptr, g.succ_idx, indeg, keys, False, order)
         out[name] = order
     return out
 
@@ -124,8 +129,8 @@ def seed_orders(con) -> dict[str, np.ndarray]:
 class _Decoder:
     """Population decoding, optionally on two threads (the kernel releases the GIL)."""
 
-    def __init__(self, graph, con, k, cap, workers: int, max_store: int):
-        self.slicers = [_make_slicer(graph, con, k, cap, max_store) for _ in range(max(1, workers))]
+    def __init__(self, problem: Problem, workers: int, max_store: int):
+        self.slicers = [make_slicer(problem, max_store=max_store) for _ in range(max(1, workers))]
         # decoding always runs off the main thread, so Ctrl-C reaches the main thread at
         # once; :meth:`abort` then stops the native loops at their next deadline check
         self.pool = ThreadPoolExecutor(len(self.slicers))
@@ -160,130 +165,164 @@ class _Decoder:
                 "dp_unproven": int(sum(s.unproven for s in self.slicers))}
 
 
-def solve_slicegraph(graph: Graph, k: int, *, mem_cap=None, budget: Budget | None = None,
-                     seed=0, progress=None, population: int | None = None,
-                     generations: int | None = None, elite: float = 0.2,
-                     mutants: float = 0.15, rho: float = 0.7, patience: int | None = None,
-                     workers: int | None = None, max_store: int = 20_000_000,
-                     prune: float | None = -1.0, seeded: bool = True, **_) -> SolveResult:
-    """BRKGA over topological orders with the exact slicing DP as fitness (SliceGraph).
 
-    Options: ``population`` (default 64, 24 above 5,000 classes), ``generations`` (default:
-    until the time limit, else 300), ``elite``/``mutants`` (fractions of the population),
-    ``rho`` (probability a child inherits the elite parent's key), ``patience``
-    (stop after this many generations without improvement; default 200), ``workers``
-    (decoding threads; default 2 above 2,000 classes when the machine has two cores; the
-    answer does not depend on it), ``max_store`` (segments the DP may store before
-    switching to recomputation), ``prune`` (a child whose order cannot beat
-    ``(1 + prune) * best`` keeps its balanced-cut value instead of an exact DP: one
-    feasibility check instead of ~20; default 0.005 above 2,000 classes, off below;
-    ``None`` disables), ``seeded`` (put the BFS/DFS/critical-path/ASAP/ALAP orders in the
-    initial population; default True). Per generation: O(P * (decode + DP)).
-    """
-    budget = budget or Budget(None)
-    progress = progress or no_progress
-    k = check_k(k)
-    t0 = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    con = graph.contract()
-    q = con.graph.n
-    P = int(population or (64 if q <= 5000 else 24))
-    if P < 2:
-        raise ValueError("population must be >= 2")
-    if not (0 < elite < 1 and 0 <= mutants < 1 and elite + mutants < 1 and 0 < rho < 1):
-        raise ValueError("need 0 < elite, 0 <= mutants, elite + mutants < 1, 0 < rho < 1")
-    limited = budget.time_limit is not None
-    if generations is None:
-        generations = 10**9 if limited else 300
-    if patience is None:
-        patience = 200
-    n_elite = max(1, int(round(elite * P)))
-    n_mut = int(round(mutants * P))
-    n_child = P - n_elite - n_mut
+OPTIONS = (
+    Option("population", int, None, minimum=2, nullable=True,
+           help="chromosomes per generation (default 64, 24 above 5,000 classes)"),
+    Option("generations", int, None, minimum=0, nullable=True,
+           help="generation cap (default: until the time limit, else 300)"),
+    Option("elite", float, 0.2, minimum=0.0, maximum=1.0, strict=True,
+           help="fraction of the population kept as elite"),
+    Option("mutants", float, 0.15, minimum=0.0, maximum=1.0,
+           help="fraction replaced by fresh random chromosomes"),
+    Option("rho", float, 0.7, minimum=0.0, maximum=1.0, strict=True,
+           help="probability a child inherits its elite parent's key"),
+    Option("patience", int, 200, minimum=1,
+           help="stop after this many generations without improvement"),
+    Option("workers", int, None, minimum=1, maximum=64, nullable=True,
+           help="decoding threads (default 2 above 2,000 classes on >= 2 cores)"),
+    Option("max_store", int, 20_000_000, minimum=1,
+           help="segments the slicing DP may store before recomputing"),
+    Option("prune", float, -1.0, minimum=-1.0, nullable=True,
+           help="skip the exact DP of a child that cannot beat (1 + prune) * best "
+                "(-1: 0.005 above 2,000 classes, off below; None: off)"),
+    Option("seeded", bool, True, help="seed the population with BFS/DFS/critical-path/"
+                                      "ASAP/ALAP orders"),
+)
 
-    if workers is None:
-        workers = 2 if q > 2000 and (os.cpu_count() or 1) >= 2 else 1
-    if prune is not None and prune < 0:
-        prune = 0.005 if q > 2000 else None
-    dec = _Decoder(graph, con, k, mem_cap, workers, max_store)
-    # keep ~15% of the budget for the polish step solve() runs afterwards
-    deadline = _slicing.clock() + 0.85 * budget.remaining() if limited else math.inf
-    dec.set_deadline(deadline)
 
-    def out_of_time() -> bool:
-        return budget.expired() or _slicing.clock() > deadline
+class _BRKGA:
+    """Biased random-key GA over topological orders; fitness = the optimal slicing."""
 
-    best_val, best_keys = math.inf, None
-    status = Status.FEASIBLE
-    gens = 0
-    t_best = math.nan
-    history: list[float] = []
-    try:
-        seeds = seed_orders(con) if seeded else {}
-        pop = rng.random((P, q))
+    def __init__(self, problem: Problem, budget: Budget, rng: np.random.Generator,
+                 progress: ProgressFn, stop_at: float, opts: dict[str, Any]):
+        self.problem, self.budget, self.rng, self.progress = problem, budget, rng, progress
+        self.con = problem.graph.contract()
+        self.q = q = self.con.graph.n
+        self.P = P = int(opts["population"] or (64 if q <= 5000 else 24))
+        if not (opts["elite"] + opts["mutants"] < 1):
+            raise errors.InvalidOptionError(
+                "options 'elite' + 'mutants' of method 'slicegraph' must be < 1, got "
+                f"{opts['elite']} + {opts['mutants']}")
+        self.n_elite = max(1, int(round(opts["elite"] * P)))
+        self.n_mut = min(int(round(opts["mutants"] * P)), P - self.n_elite)
+        self.n_child = P - self.n_elite - self.n_mut
+        self.rho = opts["rho"]
+        self.generations = opts["generations"]
+        if self.generations is None:
+            self.generations = 10**9 if budget.limited else 300
+        self.patience = opts["patience"]
+        workers = opts["workers"]
+        if workers is None:
+            workers = 2 if q > 2000 and (os.cpu_count() or 1) >= 2 else 1
+        prune = opts["prune"]
+        self.prune = (0.005 if q > 2000 else None) if prune is not None and prune < 0 else prune
+        self.stop_at = stop_at
+        self.dec = _Decoder(problem, workers, opts["max_store"])
+        self.dec.set_deadline(budget.deadline)
+        self.best_val, self.gens, self.t_best = math.inf, 0, math.nan
+        self.history: list[float] = []
+        self.t0 = clock()
+
+    def done(self) -> bool:
+        return self.budget.expired() or self.best_val <= self.stop_at
+
+    def _improve(self, pop: np.ndarray, fit: np.ndarray) -> bool:
+        i = int(np.argmin(fit))
+        if fit[i] < self.best_val * (1 - ROUND_RTOL):
+            self.best_val, self.t_best = float(fit[i]), clock() - self.t0
+            return True
+        return False
+
+    def initial(self, seeded: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Seed orders first, one decoder batch at a time, so a huge graph still gets an
+        answer under a short budget."""
+        P, q = self.P, self.q
+        pop = self.rng.random((P, q))
         fit = np.full(P, math.inf)
-        for i, order in enumerate(seeds.values()):
+        for i, order in enumerate((seed_orders(self.con) if seeded else {}).values()):
             if i >= P:
                 break
             pop[i] = _keys_from_order(order, q)
-        # seeds first, one by one, so a huge graph still gets an answer under a short budget
-        step = len(dec.slicers)
+        step = len(self.dec.slicers)
         for i in range(0, P, step):
-            fit[i:i + step] = dec.fitness(pop[i:i + step])
-            j = i + int(np.argmin(fit[i:i + step]))
-            if fit[j] < best_val:
-                best_val, best_keys = float(fit[j]), pop[j].copy()
-                t_best = time.perf_counter() - t0
-            if out_of_time():
-                status = Status.TIME_LIMIT
+            fit[i:i + step] = self.dec.fitness(pop[i:i + step])
+            self._improve(pop[i:i + step], fit[i:i + step])
+            if self.done():
                 break
-        progress(budget.fraction(), best_val)
-        stall = 0
-        while status == Status.FEASIBLE and gens < generations and stall < patience:
-            rank = np.argsort(fit, kind="stable")
-            pop, fit = pop[rank], fit[rank]
-            elite_keys = pop[:n_elite]
-            children = np.empty((n_child + n_mut, q))
-            if n_child:
-                ea = rng.integers(0, n_elite, n_child)
-                nb = rng.integers(n_elite, P, n_child)
-                take = rng.random((n_child, q)) < rho
-                children[:n_child] = np.where(take, elite_keys[ea], pop[nb])
-            if n_mut:
-                children[n_child:] = rng.random((n_mut, q))
-            ub = best_val * (1 + prune) if prune is not None else math.inf
-            child_fit = dec.fitness(children, ub)
-            pop = np.concatenate([elite_keys, children])
-            fit = np.concatenate([fit[:n_elite], child_fit])
-            gens += 1
-            i = int(np.argmin(fit))
-            if fit[i] < best_val * (1 - 1e-12):
-                best_val, best_keys = float(fit[i]), pop[i].copy()
-                t_best = time.perf_counter() - t0
-                stall = 0
-            else:
-                stall += 1
-            history.append(best_val)
-            frac = budget.fraction() if limited else gens / max(1, min(generations, 10**6))
-            progress(frac, best_val)
-            if out_of_time():
-                status = Status.TIME_LIMIT
-    except KeyboardInterrupt:
-        status = Status.INTERRUPTED
-        dec.abort()
-    finally:
-        dec.close()
-    stats = {"generations": gens, "population": P, "quotient_nodes": q, "time_to_best": t_best,
-             "workers": len(dec.slicers), **dec.stats()}
+        self.progress(self.budget.fraction(), self.best_val)
+        return pop, fit
+
+    def generation(self, pop: np.ndarray, fit: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+        rank = np.argsort(fit, kind="stable")
+        pop, fit = pop[rank], fit[rank]
+        elite_keys = pop[:self.n_elite]
+        children = np.empty((self.n_child + self.n_mut, self.q))
+        if self.n_child:
+            ea = self.rng.integers(0, self.n_elite, self.n_child)
+            nb = self.rng.integers(self.n_elite, self.P, self.n_child)
+            take = self.rng.random((self.n_child, self.q)) < self.rho
+            children[:self.n_child] = np.where(take, elite_keys[ea], pop[nb])
+        if self.n_mut:
+            children[self.n_child:] = self.rng.random((self.n_mut, self.q))
+        ub = self.best_val * (1 + self.prune) if self.prune is not None else math.inf
+        child_fit = self.dec.fitness(children, ub)
+        pop = np.concatenate([elite_keys, children])
+        fit = np.concatenate([fit[:self.n_elite], child_fit])
+        self.gens += 1
+        improved = self._improve(pop, fit)
+        self.history.append(self.best_val)
+        limited = self.budget.limited
+        self.progress(self.budget.fraction() if limited
+                      else self.gens / max(1, min(self.generations, 10**6)), self.best_val)
+        return pop, fit, improved
+
+    def run(self, seeded: bool) -> Termination:
+        term = Termination.COMPLETED
+        try:
+            pop, fit = self.initial(seeded)
+            stall = 0
+            while not self.done() and self.gens < self.generations and stall < self.patience:
+                pop, fit, improved = self.generation(pop, fit)
+                stall = 0 if improved else stall + 1
+            if self.budget.expired():
+                term = Termination.TIME_LIMIT
+        except KeyboardInterrupt:
+            term = Termination.INTERRUPTED
+            self.dec.abort()
+        finally:
+            self.dec.close()
+        return term
+
+    def stats(self) -> dict[str, Any]:
+        return {"generations": self.gens, "population": self.P, "quotient_nodes": self.q,
+                "time_to_best": self.t_best, "workers": len(self.dec.slicers),
+                "history_tail": self.history[-5:], **self.dec.stats()}
+
+
+@method("slicegraph", OPTIONS)
+def solve_slicegraph(problem: Problem, budget: Budget, *, seed: int | None = 0,
+                     progress: ProgressFn = no_progress, stop_at: float = 0.0,
+                     **opts: Any) -> SolveResult:
+    """BRKGA over topological orders with the exact slicing DP as fitness (SliceGraph).
+
+    Options are declared in :data:`OPTIONS`. Per generation: O(P * (decode + DP)).
+    Stops at the time limit, after ``generations``, after ``patience`` generations
+    without improvement, or once the best slicing reaches ``stop_at`` (a proven
+    lower bound).
+    """
+    opts = {**{o.name: o.default for o in OPTIONS}, **opts}
+    ga = _BRKGA(problem, budget, np.random.default_rng(seed), progress, stop_at, opts)
+    term = ga.run(opts["seeded"])
+    stats = ga.stats()
     # the slicers also saw decodes cut short by an interrupt: take their best
-    val, stage = min((s.best() for s in dec.slicers), key=lambda t: t[0])
+    val, stage = min((s.best() for s in ga.dec.slicers), key=lambda t: t[0])
     if not math.isfinite(val):
-        msg = ("no slicing of any decoded order fits the memory cap" if best_keys is not None
-               else "stopped before any order was decoded")
-        return SolveResult(None, status=Status.NO_SOLUTION if status == Status.FEASIBLE else status,
-                           method="slicegraph", stats=stats, message=msg,
-                           timings={"slicegraph": time.perf_counter() - t0})
-    part = Partition(graph, stage, k)
-    stats["history_tail"] = history[-5:]
-    return SolveResult(part, upper_bound=part.bottleneck, status=status, method="slicegraph",
-                       stats=stats, timings={"slicegraph": time.perf_counter() - t0})
+        msg = ("no slicing of any decoded order fits the memory cap"
+               if term is Termination.COMPLETED else "stopped before any order was decoded")
+        return SolveResult(None, quality=Quality.NO_SOLUTION, termination=term,
+                           method="slicegraph", stats=stats, message=msg)
+    part = problem.expand(stage)
+    return SolveResult(part, upper_bound=part.bottleneck, quality=Quality.FEASIBLE,
+                       termination=term, upper_bound_source="slicegraph", method="slicegraph",
+                       stats=stats)

@@ -57,9 +57,12 @@ def neighbourhood_bound(graph: Graph, cls: np.ndarray | None = None) -> float:
     least min(work[u], comm[u]), and these terms belong to distinct nodes. For the
     successors: if all of Z is in S, f(S) pays work(Z); otherwise some z in Z is not
     in S and every u in C with an edge to z is in Out(S), paying its comm. P and Z
-    are disjoint (a node in both would close a cycle through C, and cycles through a
-    class are contracted into it), and the work/receive terms of P, the work terms
-    of Z and the send terms of C are distinct summands of f(S). Nothing here
+    are disjoint in an inference graph (a node in both would close a cycle through C,
+    and cycles through a class are contracted into it); in a training graph they can
+    meet (a forward node of C feeds u, which feeds a backward node of C, with no
+    precedence cycle), so there P is taken without the nodes of Z. Then the
+    work/receive terms of P, the work terms of Z and the send terms of C are distinct
+    summands of f(S). Nothing here
     assumes a second stage is used: with k = 1 every neighbour is in S and the
     bound is at most W. O(n + m log m).
     """
@@ -76,6 +79,9 @@ def neighbourhood_bound(graph: Graph, cls: np.ndarray | None = None) -> float:
     # predecessor side: distinct (u, class of consumer) pairs
     if src.size:
         key = np.unique(src * q + cd)
+        if graph.is_training:  # drop (u, C) pairs where u is also a successor of C
+            zkey = dst * q + cs
+            key = key[~np.isin(key, zkey)]
         u, c = key // q, key % q
         pred = np.bincount(c, weights=np.minimum(work[u], comm[u]), minlength=q)
         # successor side: distinct (producer class, z) pairs

@@ -28,11 +28,13 @@ from .. import errors
 from ..errors import FileFormatError
 from ..graph import Graph
 from ..partition import Partition
-from ._fields import array_of, need, number
+from .._validate import as_float, as_float_array, as_int
+from ._fields import array_of, need
 
 GRAPH_FORMAT = "pipecore.graph"
 PARTITION_FORMAT = "pipecore.partition"
 VERSION = 2
+PARTITION_VERSION = 1
 #: versions this reader understands (version 1 has no ``backward`` / ``act_mem`` columns).
 READ_VERSIONS = (1, 2)
 
@@ -51,14 +53,14 @@ def graph_to_dict(graph: Graph) -> dict:
             "metadata": graph.metadata}
 
 
-def _check_header(data, fmt: str, source: str) -> None:
+def _check_header(data, fmt: str, source: str, versions=READ_VERSIONS) -> None:
     if need(data, "format", "top level", source) != fmt:
         raise FileFormatError(f"{source}: top level: field 'format' must be {fmt!r}")
     version = need(data, "version", "top level", source)
-    if isinstance(version, bool) or version not in READ_VERSIONS:
+    if isinstance(version, bool) or version not in versions:
         raise FileFormatError(f"{source}: top level: unsupported version {version!r} "
                               f"(this pipecore reads versions "
-                              f"{', '.join(map(str, READ_VERSIONS))})")
+                              f"{', '.join(map(str, versions))})")
 
 
 def _column(nodes: dict, key: str, n: int, source: str, required: bool = False):
@@ -68,11 +70,9 @@ def _column(nodes: dict, key: str, n: int, source: str, required: bool = False):
         return None
     values = array_of(nodes[key], f"nodes.{key}", source, n)
     try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        for i, x in enumerate(values):
-            number(x, f"nodes.{key}[{i}]", source)
-        raise
+        arr = as_float_array(values, f"nodes.{key}", n, error=FileFormatError)
+    except FileFormatError as exc:
+        raise FileFormatError(f"{source}: {exc}") from None
     bad = ~np.isfinite(arr) | (arr < 0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
@@ -132,28 +132,48 @@ def graph_from_dict(data: dict, source: str = "<graph>") -> Graph:
     metadata = data.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise FileFormatError(f"{source}: metadata: expected an object")
+    check_metadata(metadata, source)
     metadata.setdefault("source", source)
     return Graph(n, src, dst, work, comm, mem, group=group, backward=backward, act_mem=act_mem,
                  names=names, metadata=metadata)
 
 
+def check_metadata(metadata: dict, source: str) -> None:
+    """Validate the defaults a file may carry (``k``, ``mem_cap``), naming the field."""
+    def fail(exc: Exception) -> FileFormatError:
+        return FileFormatError(f"{source}: {exc}")
+
+    if metadata.get("k") is not None:
+        try:
+            metadata["k"] = as_int(metadata["k"], "metadata.k", minimum=1, maximum=2**31 - 1,
+                                   error=FileFormatError)
+        except FileFormatError as exc:
+            raise fail(exc) from None
+    if metadata.get("mem_cap") is not None:
+        try:
+            metadata["mem_cap"] = as_float(metadata["mem_cap"], "metadata.mem_cap", minimum=0.0,
+                                           error=FileFormatError)
+        except FileFormatError as exc:
+            raise fail(exc) from None
+
+
 def partition_to_dict(partition: Partition) -> dict:
-    return {"format": PARTITION_FORMAT, "version": VERSION, "k": partition.k,
+    return {"format": PARTITION_FORMAT, "version": PARTITION_VERSION, "k": partition.k,
             "stage": partition.stage.tolist(), "bottleneck": partition.bottleneck}
 
 
 def partition_from_dict(graph: Graph, data: dict, source: str = "<partition>") -> Partition:
-    _check_header(data, PARTITION_FORMAT, source)
+    _check_header(data, PARTITION_FORMAT, source, (1,))
     k = data.get("k")
-    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
-        raise FileFormatError(f"{source}: k: expected an int >= 1, got {k!r}")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < 2**31):
+        raise FileFormatError(f"{source}: k: expected an int in 1..2**31-1, got {k!r}")
     try:
         if "stage" in data:
             stage = array_of(data["stage"], "stage", source, graph.n)
             for i, s in enumerate(stage):
                 if isinstance(s, bool) or not isinstance(s, int):
                     raise FileFormatError(f"{source}: stage[{i}]: expected an int, got {s!r}")
-            return Partition(graph, np.asarray(stage, dtype=np.int64), k)
+            return Partition(graph, stage, k)
         stages = array_of(need(data, "stages", "top level", source), "stages", source)
         return Partition.from_stages(graph, stages, k)
     except errors.InvalidPartitionError as exc:

@@ -122,7 +122,7 @@ def slicegraph(problem: MCMProblem, *, time_limit: float = 10.0, seed: int = 0,
     then evaluated (and, if the MCM model disagrees on validity, greedily repaired).
     Raises ``ValueError`` when the slicegraph method is not installed.
     """
-    from ..solve import solve
+    from ..solver import solve
 
     t0 = time.perf_counter()
     cap = float(problem.sram.min())
@@ -131,11 +131,11 @@ def slicegraph(problem: MCMProblem, *, time_limit: float = 10.0, seed: int = 0,
                 **options)
     if res.partition is None:
         return SearchResult(None, math.inf, 0, "slicegraph", time.perf_counter() - t0,
-                            stats={"message": res.message, "status": res.status})
+                            stats={"message": res.message, "status": res.quality.value})
     chip = np.ascontiguousarray(res.partition.stage, dtype=np.int32)
     if problem.violations(chip):
         rep = greedy_repair(problem, chip)
         chip = rep.chip
     bott = float(problem.evaluate(chip)[0][0]) if chip is not None else math.inf
     return SearchResult(chip, bott, 0, "slicegraph", time.perf_counter() - t0,
-                        stats={"pipeline_bottleneck": res.upper_bound, "status": res.status})
+                        stats={"pipeline_bottleneck": res.upper_bound, "status": res.quality.value})

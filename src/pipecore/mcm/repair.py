@@ -252,7 +252,10 @@ def _solve_binary(obj, A, rl, ru, time_limit, warm_start, backend):
                          col_upper=np.ones(n), integrality=np.ones(n, dtype=bool), sense="min")
         res = solve_model(model, backend=backend, time_limit=time_limit, threads=1,
                           warm_start=warm_start)
-        return (res.status, res.x, float(res.objective), float(res.dual_bound), res.backend,
+        status = ("optimal" if res.quality.value == "optimal" else
+                  "infeasible" if res.quality.value == "infeasible" else
+                  res.termination.value if res.termination.value != "completed" else "feasible")
+        return (status, res.x, float(res.objective), float(res.dual_bound), res.backend,
                 getattr(res, "message", ""))
     from scipy.optimize import Bounds, LinearConstraint, milp
 

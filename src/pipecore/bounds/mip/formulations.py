@@ -37,7 +37,7 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from ...graph import Graph
+from ...problem import Problem
 from .model import MipModel
 
 __all__ = ["PipelineInstance", "ChainModel", "exact_model", "block_model", "position_model",
@@ -55,7 +55,7 @@ class PipelineInstance:
     their comm and ``pcls`` their class.
     """
 
-    graph: Graph
+    problem: Problem
     k: int
     mem_cap: float | None
     q: int
@@ -69,16 +69,24 @@ class PipelineInstance:
     pcls: np.ndarray
     pair_p: np.ndarray
     pair_w: np.ndarray
+    training: bool = False
+
+    @property
+    def graph(self):
+        return self.problem.graph
 
     @classmethod
-    def build(cls_, graph: Graph, k: int, mem_cap: float | None = None) -> "PipelineInstance":
+    def build(cls_, problem: Problem) -> "PipelineInstance":
+        """The arrays of ``problem`` (k = ``k_eff``: more stages than classes only adds
+        empty ones). Class-level precedence edges come from the contraction."""
+        graph = problem.graph
         con = graph.contract()
         cmap = np.asarray(con.node_map, dtype=np.int64)
         q = con.graph.n
+        edge_u = con.graph.src.astype(np.int64)
+        edge_w = con.graph.dst.astype(np.int64)
         cu, cw = cmap[graph.src], cmap[graph.dst]
         ext = cu != cw
-        ekey = np.unique(cu[ext] * q + cw[ext])
-        edge_u, edge_w = ekey // q, ekey % q
         # (producer, successor class) pairs, producers with zero comm carry no cost: skip
         u = graph.src[ext].astype(np.int64)
         w = cw[ext]
@@ -87,12 +95,12 @@ class PipelineInstance:
         pkey = np.unique(u * q + w)
         pu, pw = pkey // q, pkey % q
         prod, pair_p = np.unique(pu, return_inverse=True)
-        return cls_(graph=graph, k=k, mem_cap=mem_cap, q=q, cls=cmap,
+        return cls_(problem=problem, k=problem.k_eff, mem_cap=problem.mem_cap, q=q, cls=cmap,
                     cwork=np.asarray(con.graph.work, dtype=np.float64),
-                    cmem=np.asarray(con.graph.mem, dtype=np.float64),
+                    cmem=np.bincount(cmap, weights=problem.stage_mem, minlength=q),
                     edge_u=edge_u, edge_w=edge_w, prod=prod,
                     pcomm=np.asarray(graph.comm[prod], dtype=np.float64), pcls=cmap[prod],
-                    pair_p=pair_p.astype(np.int64), pair_w=pw)
+                    pair_p=pair_p.astype(np.int64), pair_w=pw, training=graph.is_training)
 
     def class_stage(self, stage: np.ndarray) -> np.ndarray:
         """Stage of every class from an original stage vector (classes share a stage)."""
@@ -146,7 +154,7 @@ class ChainModel:
         t = 0.0
         for parts, mult in self.groups:
             t = max(t, float(cost[parts].sum()) / mult)
-            if inst.mem_cap is not None and mem[parts].sum() > mult * inst.mem_cap * (1 + 1e-9):
+            if inst.mem_cap is not None and mem[parts].sum() > mult * inst.problem.cap_limit:
                 return None
         lo, hi = self.model.col_lower[self.t_index], self.model.col_upper[self.t_index]
         t = max(t, lo)
@@ -272,8 +280,9 @@ def chain_model(inst: PipelineInstance, P: int, groups: Sequence[tuple[Sequence[
     col_lower = np.zeros(nvar)
     col_upper = np.ones(nvar)
     col_lower[yi(cc, P - 1)] = 1.0  # every class is in some part
-    # r[., 0] (part 0 is an ideal: never receives) and s[., P-1] (never sends) are 0
-    if npr:
+    # r[., 0] (part 0 is an ideal: never receives) and s[., P-1] (never sends) are 0;
+    # not in training graphs, where backward edges cross stage boundaries backwards
+    if npr and not inst.training:
         col_upper[ny + pp * P + 0] = 0.0
         col_upper[ny + nr + pp * P + P - 1] = 0.0
     col_lower[T] = max(float(t_lower), 0.0)

@@ -14,19 +14,9 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["MipModel", "MipResult", "MipStatus"]
+from ...result import Quality, Termination
 
-
-class MipStatus:
-    """Why a backend stopped (the same strings for every backend)."""
-
-    OPTIMAL = "optimal"            # proven optimal within the requested gap
-    TIME_LIMIT = "time_limit"      # stopped by the time limit (incumbent/bound may exist)
-    INFEASIBLE = "infeasible"
-    UNBOUNDED = "unbounded"
-    INTERRUPTED = "interrupted"
-    LIMIT = "limit"                # another solver limit (iterations, nodes, memory)
-    ERROR = "error"
+__all__ = ["MipModel", "MipResult"]
 
 
 def _vec(name: str, v, n: int, fill: float | None = None) -> np.ndarray:
@@ -136,15 +126,20 @@ class MipModel:
 
 @dataclass
 class MipResult:
-    """What a backend returns (same fields for every backend).
+    """What a backend returns (the same fields for every backend).
 
-    ``dual_bound`` is the solver's proven bound on the optimum (for ``min`` a lower
-    bound), ``nan`` if none; ``objective`` is the incumbent's value (``nan`` if none).
-    The dual bound is *not* rounded here: callers that turn it into a certificate
-    round it safely (see :func:`pipecore.bounds.safe_floor`).
+    ``termination`` says why the solver stopped and ``quality`` what it proved
+    (:class:`~pipecore.result.Quality`: ``optimal`` = the incumbent is optimal within
+    the requested gap, ``feasible`` = an incumbent without that proof, ``infeasible``
+    = proven, ``no_solution`` = none found). ``dual_bound`` is the solver's proven
+    bound on the optimum (for ``min`` a lower bound), ``nan`` if none; ``objective``
+    is the incumbent's value (``nan`` if none). The dual bound is *not* rounded here:
+    callers that turn it into a certificate round it safely
+    (:func:`pipecore.bounds.safe_floor`).
     """
 
-    status: str
+    termination: Termination
+    quality: Quality
     x: np.ndarray | None = None
     objective: float = math.nan
     dual_bound: float = math.nan

@@ -1,0 +1,62 @@
+"""The ``pipecore`` command line.
+
+One module per group of subcommands (:mod:`.graphs`: info, evaluate, solve, models,
+export; :mod:`.studies`: sweep, report; :mod:`.mcm`: multi-chip modules); each
+registers its subparsers in :func:`build_parser`, and every solve goes through
+:func:`pipecore.solve`, the single dispatch point, so new methods and options
+appear here without changes.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from .. import errors
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import graphs, studies
+
+    parser = argparse.ArgumentParser(
+        prog="pipecore",
+        description="Partition a DNN graph into pipeline stages and certify the result.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    graphs.register(sub)
+    studies.register(sub)
+    _register_mcm(sub)
+    return parser
+
+
+def _register_mcm(sub: argparse._SubParsersAction) -> None:
+    from ..mcm import cli as mcm_cli
+    from .graphs import add_graph_args, load_graph_arg
+
+    p = sub.add_parser("mcm", help="place a graph on a multi-chip module (chiplets)")
+    add_graph_args(p)
+    mcm_cli.add_arguments(p)
+    p.set_defaults(func=lambda args: mcm_cli.run(args, load_graph_arg(args)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error argparse has already printed
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    try:
+        return int(args.func(args))
+    except (errors.PipecoreError, ValueError, FileNotFoundError, IsADirectoryError,
+            PermissionError) as exc:
+        print(f"pipecore: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:  # an optional extra is missing
+        print(f"pipecore: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pipecore: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `pipecore solve --json | head`
+        sys.stderr.close()
+        return 0
