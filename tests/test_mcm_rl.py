@@ -87,3 +87,36 @@ def test_transfer_api_pretrain_then_finetune(tmp_path):
 def test_policy_rejects_bad_head():
     with pytest.raises(ValueError):
         ChipPolicy(4, head="nope")
+
+
+def test_learned_search_finetunes_within_budget(tmp_path):
+    from pipecore.mcm.learned import KeyConfig, KeyTrainer, learned_search, pretrain
+    from pipecore.mcm.policy import KeyPolicy
+
+    pkg = preset("mesh-2x4-het")
+    corpus = [MCMProblem(g, pkg.sized_for(g, 2.0, latency_per_comm=0.5))
+              for g in (dnn_like(3, seed=1), layered_dag(40, seed=2))]
+    tr = pretrain(corpus, 4, config=KeyConfig(batch=4, seed=0), hidden=16, rounds=1, heads=2,
+                  checkpoint=str(tmp_path / "keys.pt"))
+    assert tr.steps == 4 and all(log.tracker.spent > 0 for log in tr.logs)
+    policy, extra = load_checkpoint(str(tmp_path / "keys.pt"))
+    assert isinstance(policy, KeyPolicy) and extra["steps"] == 4
+    g = dnn_like(4, seed=9)
+    target = MCMProblem(g, pkg.sized_for(g, 2.0, latency_per_comm=0.5))
+    cfg = KeyConfig(batch=4, seed=1, path_sweep=True)
+    res = learned_search(target, 3000, policy=str(tmp_path / "keys.pt"), config=cfg)
+    assert res.method == "learned" and res.chip is not None and not target.violations(res.chip)
+    assert res.bottleneck == pytest.approx(target.evaluate(res.chip)[0][0])
+    assert 3000 <= res.evaluations <= 3000 * 1.25 + 200
+    assert np.all(np.diff(res.trace_best) <= 1e-12)
+    assert res.stats["rl_evals"][-1] <= res.evaluations
+    again = learned_search(target, 3000, policy=policy, config=cfg)
+    assert again.bottleneck == res.bottleneck  # seeded
+    scratch = learned_search(target, 2000, config=KeyConfig(batch=4, seed=1))
+    assert scratch.method == "learned-scratch" and scratch.chip is not None
+    with pytest.raises(ValueError):  # the policy's chip paths must match the package
+        KeyTrainer(policy, [MCMProblem(g, preset("ring-4"))])
+    with pytest.raises(ValueError):
+        KeyConfig(rl_share=0)
+    with pytest.raises(ValueError):
+        learned_search(target, -5)

@@ -33,8 +33,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
 
 from .costmodel import MCMProblem
 
-__all__ = ["N_FEATURES", "node_features", "GraphTensors", "ChipPolicy", "save_checkpoint",
-           "load_checkpoint"]
+__all__ = ["N_FEATURES", "node_features", "GraphTensors", "ChipPolicy", "KeyPolicy",
+           "make_policy", "save_checkpoint", "load_checkpoint"]
 
 N_FEATURES = 11
 CW_FEATURE = 8  # index of the cumulative-work position in node_features
@@ -162,7 +162,7 @@ class ChipPolicy(nn.Module):
         return torch.distributions.Categorical(logits=self.forward(t))
 
 
-def save_checkpoint(path, policy: ChipPolicy, *, optimizer=None, extra: dict | None = None) -> None:
+def save_checkpoint(path, policy: nn.Module, *, optimizer=None, extra: dict | None = None) -> None:
     """Write the policy (hyper-parameters + weights), optionally the optimizer and metadata."""
     state = {"format": CHECKPOINT_FORMAT, "hparams": dict(policy.hparams),
              "state_dict": policy.state_dict(), "extra": dict(extra or {})}
@@ -171,13 +171,82 @@ def save_checkpoint(path, policy: ChipPolicy, *, optimizer=None, extra: dict | N
     torch.save(state, path)
 
 
-def load_checkpoint(path, *, optimizer=None) -> tuple[ChipPolicy, dict]:
+def load_checkpoint(path, *, optimizer=None) -> tuple[nn.Module, dict]:
     """Rebuild a policy from :func:`save_checkpoint`; returns (policy, extra metadata)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a pipecore MCM policy checkpoint")
-    policy = ChipPolicy(**state["hparams"])
+    policy = make_policy(state["hparams"])
     policy.load_state_dict(state["state_dict"])
     if optimizer is not None and "optimizer" in state:
         optimizer.load_state_dict(state["optimizer"])
     return policy, state["extra"]
+
+
+class KeyPolicy(nn.Module):
+    """GNN + attention policy emitting a *priority key* per node and a chip-path choice.
+
+    The same trunk as :class:`ChipPolicy` (MLP embedding, ``rounds`` of predecessor /
+    successor message passing, one self-attention layer). Heads: a key mean per node
+    ``mu_v = rank_v + delta_v`` (``rank_v`` = the node's topological position feature,
+    ``delta_v`` learned and initialised to 0, so the untrained policy proposes BFS-like
+    orders), one learned log spread ``log_sigma`` shared by all nodes, and logits over
+    the package's ``n_paths`` candidate chip paths from the mean-pooled embedding
+    (initialised uniform). Keys are decoded by Kahn's smallest-key-first order and the
+    MCM slicing DP (:meth:`pipecore.mcm.MCMProblem.decode`): every sample is a valid
+    partition, no repair. Size-agnostic in the graph; fixed in the package's paths.
+    """
+
+    def __init__(self, n_paths: int = 1, hidden: int = 64, rounds: int = 3, heads: int = 4,
+                 sigma: float = 0.02):
+        super().__init__()
+        if int(n_paths) < 1:
+            raise ValueError(f"n_paths must be >= 1, got {n_paths!r}")
+        if not (sigma > 0):
+            raise ValueError(f"sigma must be > 0, got {sigma!r}")
+        self.hparams: dict[str, Any] = dict(n_paths=int(n_paths), hidden=int(hidden),
+                                            rounds=int(rounds), heads=int(heads),
+                                            sigma=float(sigma), kind="keys")
+        d = hidden
+        self.embed = nn.Sequential(nn.Linear(N_FEATURES, d), nn.ReLU(), nn.Linear(d, d))
+        self.mp = nn.ModuleList([nn.Linear(3 * d, d) for _ in range(rounds)])
+        self.mp_norm = nn.ModuleList([nn.LayerNorm(d) for _ in range(rounds)])
+        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.attn_norm = nn.LayerNorm(d)
+        self.ff = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
+        self.ff_norm = nn.LayerNorm(d)
+        self.key = nn.Linear(d, 1)
+        nn.init.zeros_(self.key.weight)
+        nn.init.zeros_(self.key.bias)
+        self.path = nn.Linear(d, int(n_paths))
+        nn.init.zeros_(self.path.weight)
+        nn.init.zeros_(self.path.bias)
+        self.log_sigma = nn.Parameter(torch.tensor(float(np.log(sigma))))
+
+    @property
+    def n_paths(self) -> int:
+        return self.hparams["n_paths"]
+
+    def forward(self, t: GraphTensors):
+        """(key means (n,), log sigma (), path logits (n_paths,))."""
+        h = self.embed(t.x)
+        for lin, norm in zip(self.mp, self.mp_norm):
+            agg = torch.cat([h, torch.sparse.mm(t.pred_mean, h), torch.sparse.mm(t.succ_mean, h)],
+                            dim=1)
+            h = norm(h + torch.relu(lin(agg)))
+        a, _ = self.attn(h[None], h[None], h[None], need_weights=False)
+        h = self.attn_norm(h + a[0])
+        h = self.ff_norm(h + self.ff(h))
+        mu = t.x[:, RANK_FEATURE] + 0.1 * self.key(h)[:, 0]
+        return mu, self.log_sigma.clamp(-7.0, 0.0), self.path(h.mean(dim=0))
+
+
+RANK_FEATURE = 7  # index of the topological position in node_features
+
+
+def make_policy(hparams: dict) -> nn.Module:
+    """Rebuild a policy of either kind from its ``hparams``."""
+    hp = dict(hparams)
+    if hp.pop("kind", "chips") == "keys":
+        return KeyPolicy(**hp)
+    return ChipPolicy(**hp)
