@@ -4,7 +4,9 @@ For every seed:
 
 1. pre-train a key policy (:mod:`pipecore.mcm.learned`) on a corpus of generated graphs
    (``regal_like``, ``dnn_like``, ``layered_dag``) and real models that are not
-   evaluated (ViT-base and the ONNX zoo's VGG-19, AlexNet, ZFNet-512, ShuffleNet);
+   evaluated (ViT-base and the ONNX zoo's VGG-19, AlexNet, ZFNet-512, ShuffleNet):
+   imitation of good chip paths per corpus graph (mean chip positions over the 16 best
+   of 256 random paths for its BFS order, computed once), ``--imitation-epochs`` passes;
 2. on each unseen evaluation graph, with the same budget of cost-model work (in
    evaluations = ``n + m`` cost-model steps, see :mod:`pipecore.mcm.baselines`):
    random search (random valid orders cut at work quantiles; and the same orders
@@ -107,7 +109,7 @@ def run_graph(prob, seed, policy, args):
     from pipecore.mcm.learned import KeyConfig, learned_search
 
     B = args.budget
-    cfg = KeyConfig(seed=seed, path_sweep=True)
+    cfg = KeyConfig(seed=seed)
     res = {
         "random-cut": random_search(prob, B, seed=seed, decoder="cut"),
         "random-dp": random_search(prob, B, seed=seed, decoder="dp"),
@@ -183,8 +185,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--budget", type=float, default=100_000, help="evaluations per method")
-    ap.add_argument("--pretrain-steps", type=int, default=600)
-    ap.add_argument("--corpus", type=int, default=240, help="generated graphs in the corpus")
+    ap.add_argument("--imitation-epochs", type=int, default=30)
+    ap.add_argument("--pretrain-steps", type=int, default=0,
+                    help="policy-gradient batches on the corpus after imitation")
+    ap.add_argument("--corpus", type=int, default=120, help="generated graphs in the corpus")
     ap.add_argument("--package", default="mesh-2x4-het")
     ap.add_argument("--sram-slack", type=float, default=2.0)
     ap.add_argument("--latency", type=float, default=0.5, help="hop latency / mean tensor comm")
@@ -193,12 +197,13 @@ def main(argv=None) -> int:
     ap.add_argument("--target-slack", type=float, default=0.02)
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    if args.seeds < 1 or args.budget <= 0 or args.pretrain_steps < 0:
-        ap.error("--seeds >= 1, --budget > 0 and --pretrain-steps >= 0 are required")
+    if args.seeds < 1 or args.budget <= 0 or args.pretrain_steps < 0 or args.imitation_epochs < 0:
+        ap.error("--seeds >= 1, --budget > 0, --pretrain-steps >= 0 and --imitation-epochs >= 0 "
+                 "are required")
 
     import torch
 
-    from pipecore.mcm.learned import KeyConfig, pretrain
+    from pipecore.mcm.learned import KeyConfig, expert_keys, pretrain
 
     torch.set_num_threads(1)
     t_start = time.perf_counter()
@@ -210,13 +215,18 @@ def main(argv=None) -> int:
     evals = {name: problem(load(name)) for name in args.graphs.split(",") if name}
     corpus = [(n, problem(g)) for n, g in corpus_graphs(args.corpus)]
     log(f"corpus: {len(corpus)} graphs; package {next(iter(evals.values())).config.describe()}")
+    t0 = time.perf_counter()
+    experts = [expert_keys(p)[0] for _, p in corpus]
+    log(f"expert chip paths for the corpus in {time.perf_counter() - t0:.0f} s")
     policies = []
     for seed in range(args.seeds):
         t0 = time.perf_counter()
-        tr = pretrain([p for _, p in corpus], args.pretrain_steps,
-                      config=KeyConfig(seed=seed, entropy=0.05))
+        tr = pretrain([p for _, p in corpus], args.pretrain_steps, config=KeyConfig(seed=seed),
+                      imitation_epochs=args.imitation_epochs, expert=experts)
         policies.append(tr.policy)
-        log(f"pre-trained seed {seed}: {args.pretrain_steps} steps in {time.perf_counter() - t0:.0f} s")
+        log(f"pre-trained seed {seed}: {args.imitation_epochs} imitation epochs, "
+            f"{args.pretrain_steps} RL steps in {time.perf_counter() - t0:.0f} s "
+            f"(imitation loss {tr.stats['imitation_loss'][:1]} -> {tr.stats['imitation_loss'][-1:]})")
     raw = {"args": vars(args), "package": next(iter(evals.values())).config.describe(),
            "corpus": [n for n, _ in corpus], "rl_share": KeyConfig().rl_share, "graphs": {}}
     for name, prob in evals.items():

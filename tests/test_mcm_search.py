@@ -64,7 +64,7 @@ def test_decoder_with_latency_is_valid_and_never_worse_than_its_cut():
     for _ in range(20):
         p = _random_problem(rng, latency=0.3)
         keys = rng.random((4, p.quotient.n))
-        paths = np.zeros(4, dtype=int)
+        paths = np.tile(np.arange(p.C), (4, 1))
         dp_chips, dp_val, dp_ev = p.decode(keys, paths)
         cut_chips, cut_val, cut_ev = p.decode(keys, paths, dp=False)
         np.testing.assert_array_equal(cut_ev, 1.0)  # a cut costs one evaluation

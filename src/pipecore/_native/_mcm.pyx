@@ -7,10 +7,10 @@ Chip cost (see ``pipecore.mcm.costmodel``)::
             + sum_{u in Out(c)} comm[u] * inv_bw                          sent tensors
 
 A tensor is charged once per distinct consumer chip (multicast), and producers
-with ``comm == 0`` carry no data and cost nothing. The work / received / sent
-sums are exactly pipecore's stage cost and are computed by the shared kernel
-``pipecore._native._cost.stage_costs_into`` (cimported); only the per-chip
-scaling and the hop-latency term are MCM-specific. ``lathops`` is the flattened
+with ``comm == 0`` carry no data and cost nothing. Without hop latency the work /
+received / sent sums are exactly pipecore's stage cost and come from the shared
+kernel ``pipecore._native._cost.stage_costs_into`` (cimported), scaled per chip;
+with latency a fused pass adds the per-pair term (one pass instead of two). ``lathops`` is the flattened
 (C, C) matrix ``hop_latency * hops(p, q)``.
 
 A partition is described by a *stage* per node and a *chip path* ``perm``
@@ -162,44 +162,62 @@ cdef class Kernel:
         self.par = np.zeros(C * (n + 1), np.int32)
 
     # ------------------------------------------------------------------ cost
-    cdef void _latency_into(self, const int32_t[::1] chip, double* out) noexcept nogil:
-        """Add hop latency per (tensor with comm > 0, distinct consumer chip) to ``out``."""
-        cdef Py_ssize_t u, e
-        cdef int32_t s, t
-        cdef int C = self.C
-        for t in range(C):
-            self.cmark[t] = -1
-        for u in range(self.n):
-            if self.comm[u] == 0.0:
-                continue
-            s = chip[u]
-            for e in range(self.sp[u], self.sp[u + 1]):
-                t = chip[self.si[e]]
-                if t != s and self.cmark[t] != u:
-                    self.cmark[t] = <int32_t>u
-                    out[t] += self.lathops[s * C + t]
-
     cdef double _costs(self, const int32_t[::1] chip, double* comp, double* traffic) noexcept nogil:
-        """Per-chip compute and traffic of ``chip`` (in range); returns the bottleneck. O(n + m + C)."""
+        """Per-chip compute and traffic of ``chip`` (in range); returns the bottleneck. O(n + m + C).
+
+        Without hop latency the work / received / sent sums come from the shared stage-cost
+        kernel (``_cost.stage_costs_into``) and are scaled per chip; with latency one fused
+        pass (:meth:`_costs_fused`) adds the per-pair term as it goes, which measured faster
+        than the shared pass plus a latency pass (``bench/mcm_kernels.py``)."""
         cdef int c, C = self.C
         cdef double b = 0.0, x
-        for c in range(C):
-            self.kw[c] = 0.0
-            self.kr[c] = 0.0
-            self.ks[c] = 0.0
-            self.kmark[c] = -1
-            traffic[c] = 0.0
-        stage_costs_into(self.sp, self.si, self.work, self.comm, chip, self.kw, self.kr, self.ks,
-                         self.kmark)
         if self.has_lat:
-            self._latency_into(chip, traffic)
+            self._costs_fused(chip, comp, traffic)
+        else:
+            for c in range(C):
+                self.kw[c] = 0.0
+                self.kr[c] = 0.0
+                self.ks[c] = 0.0
+                self.kmark[c] = -1
+            stage_costs_into(self.sp, self.si, self.work, self.comm, chip, self.kw, self.kr,
+                             self.ks, self.kmark)
+            for c in range(C):
+                comp[c] = self.kw[c] * self.inv_rate[c]
+                traffic[c] = (self.kr[c] + self.ks[c]) * self.inv_bw
         for c in range(C):
-            comp[c] = self.kw[c] * self.inv_rate[c]
-            traffic[c] += (self.kr[c] + self.ks[c]) * self.inv_bw
             x = comp[c] + traffic[c]
             if x > b:
                 b = x
         return b
+
+    cdef void _costs_fused(self, const int32_t[::1] chip, double* comp,
+                           double* traffic) noexcept nogil:
+        """One pass: compute, bandwidth and hop-latency terms per chip."""
+        cdef Py_ssize_t u, e
+        cdef int32_t s, t
+        cdef int C = self.C
+        cdef double c
+        cdef bint sent
+        for t in range(C):
+            comp[t] = 0.0
+            traffic[t] = 0.0
+            self.cmark[t] = -1
+        for u in range(self.n):
+            s = chip[u]
+            comp[s] += self.work[u] * self.inv_rate[s]
+            c = self.comm[u]
+            if c == 0.0:
+                continue
+            c = c * self.inv_bw
+            sent = False
+            for e in range(self.sp[u], self.sp[u + 1]):
+                t = chip[self.si[e]]
+                if t != s and self.cmark[t] != u:
+                    self.cmark[t] = <int32_t>u
+                    traffic[t] += c + self.lathops[s * C + t]
+                    sent = True
+            if sent:
+                traffic[s] += c
 
     cdef double _cost_vector(self, const int32_t[::1] chip, double* cost) noexcept nogil:
         """Total cost per chip into ``cost`` (C); returns the bottleneck."""

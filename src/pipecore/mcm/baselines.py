@@ -10,8 +10,8 @@ A method stops when its charged work reaches ``budget`` evaluations; its trace r
 the best bottleneck against the evaluations charged so far.
 
 - :func:`random_search`: random partitions that are valid by construction: uniform
-  random priority keys give a random topological order, a random candidate chip path
-  (:meth:`~pipecore.mcm.MCMConfig.paths`) places it, and the order is cut at
+  random priority keys give a random topological order, a uniformly random chip path
+  (any permutation for a free chip order) places its stages, and the order is cut at
   rate-weighted work quantiles (``decoder="cut"``, one evaluation each) or sliced
   optimally (``decoder="dp"``). ``decoder="repair"`` is the paper's sampler: a uniform
   random chip per node, greedily repaired.
@@ -19,7 +19,8 @@ the best bottleneck against the evaluations charged so far.
   order, chip-exchange moves (native), from the rate-weighted cut of a BFS order.
 - :func:`brkga`: SliceGraph for the MCM: the biased random-key GA of
   :mod:`pipecore.algorithms.slicegraph` (same defaults, same seed orders) over priority
-  keys plus a chip-path gene, each chromosome decoded by the MCM slicing DP.
+  keys plus one key per chip (the chip path: chips by increasing key), each chromosome
+  decoded by the MCM slicing DP.
 - :func:`slicegraph`: pipecore's own SliceGraph (``pipecore.solve``), time-limited and
   not held to the budget, on the plain pipeline cost, placed along the first path.
 """
@@ -147,7 +148,7 @@ def random_search(problem: MCMProblem, budget: float = 1000, *, seed: int = 0,
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     tr = Tracker()
-    q, K = problem.quotient.n, len(problem.paths)
+    q, C = problem.quotient.n, problem.C
     while tr.spent < budget:
         if decoder == "repair":
             from .repair import greedy_repair_batch
@@ -159,7 +160,8 @@ def random_search(problem: MCMProblem, budget: float = 1000, *, seed: int = 0,
             cost = np.ones(batch)
         else:
             ub = tr.best * (1 + prune) if decoder == "dp" else math.inf
-            chips, val, cost = problem.decode(rng.random((batch, q)), rng.integers(0, K, batch),
+            perms = problem.perms_from_keys(rng.random((batch, C)))
+            chips, val, cost = problem.decode(rng.random((batch, q)), perms,
                                               dp=decoder == "dp", ub=ub,
                                               use_all_chips=use_all_chips)
         keep = np.cumsum(cost) - cost < budget - tr.spent  # rows started within the budget
@@ -170,7 +172,8 @@ def random_search(problem: MCMProblem, budget: float = 1000, *, seed: int = 0,
 def _cut_start(problem: MCMProblem, use_all_chips: bool):
     """Rate-weighted work cut of the BFS order along the first path (one evaluation)."""
     keys = _keys_from_order(problem.qtopo, problem.quotient.n)
-    chips, val, cost = problem.decode(keys[None], [0], dp=False, use_all_chips=use_all_chips)
+    chips, val, cost = problem.decode(keys[None], problem.paths[:1], dp=False,
+                                      use_all_chips=use_all_chips)
     return chips[0], float(val[0]), float(cost[0])
 
 
@@ -242,20 +245,20 @@ def brkga(problem: MCMProblem, budget: float = 1000, *, seed: int = 0, populatio
                          "elite + mutants < 1, 0 < rho < 1")
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    q, K, P = problem.quotient.n, len(problem.paths), int(population)
+    q, C, P = problem.quotient.n, problem.C, int(population)
     n_elite, n_mut = max(1, round(elite * P)), round(mutants * P)
     tr = Tracker()
-    pop = rng.random((P, q + 1))
-    if seeded:
+    pop = rng.random((P, q + C))
+    if seeded:  # seed orders on the first candidate path
         for i, order in enumerate(seed_orders(problem.contraction).values()):
             if i < P:
                 pop[i, :q] = _keys_from_order(order, q)
-                pop[i, q] = 0.0  # first path
+                pop[i, q:] = _keys_from_order(problem.paths[0], C)
 
     def fitness(keys):
         ub = tr.best * (1 + prune)
-        path = np.minimum((keys[:, q] * K).astype(np.int64), K - 1)
-        chips, val, cost = problem.decode(np.ascontiguousarray(keys[:, :q]), path, ub=ub,
+        perms = problem.perms_from_keys(keys[:, q:])
+        chips, val, cost = problem.decode(np.ascontiguousarray(keys[:, :q]), perms, ub=ub,
                                           use_all_chips=use_all_chips)
         keep = np.cumsum(cost) - cost < budget - tr.spent
         tr.add(chips[keep], val[keep], cost[keep])
@@ -268,8 +271,8 @@ def brkga(problem: MCMProblem, budget: float = 1000, *, seed: int = 0, populatio
         pop, fit = pop[rank], fit[rank]
         n_child = P - n_elite - n_mut
         ea, nb = rng.integers(0, n_elite, n_child), rng.integers(n_elite, P, n_child)
-        take = rng.random((n_child, q + 1)) < rho
-        kids = np.concatenate([np.where(take, pop[ea], pop[nb]), rng.random((n_mut, q + 1))])
+        take = rng.random((n_child, q + C)) < rho
+        kids = np.concatenate([np.where(take, pop[ea], pop[nb]), rng.random((n_mut, q + C))])
         pop = np.concatenate([pop[:n_elite], kids])
         fit = np.concatenate([fit[:n_elite], fitness(kids)])
         gens += 1

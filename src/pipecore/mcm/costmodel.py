@@ -448,31 +448,45 @@ class MCMProblem:
             self._slicer = Slicer(self.graph, self.contraction, self.C, None, 1)
         return np.stack([self._slicer.order_from_keys(k) for k in keys]).astype(np.int32)
 
-    def decode(self, keys, paths, *, dp: bool = True, ub: float = math.inf,
-               use_all_chips: bool = False):
-        """Decode (B, units) keys with (B,) chip-path indices into valid partitions.
+    def perms_from_keys(self, chip_keys) -> np.ndarray:
+        """(B, C) chip paths from (B, C) chip keys: stage position t runs on the chip with
+        the t-th smallest key (any permutation; the identity for a chain order)."""
+        ck = np.atleast_2d(np.asarray(chip_keys, dtype=np.float64))
+        if ck.shape[1] != self.C:
+            raise ValueError(f"chip keys: expected shape (B, {self.C}), got {ck.shape}")
+        if not self.free_order:
+            return np.tile(np.arange(self.C, dtype=np.int32), (ck.shape[0], 1))
+        return np.ascontiguousarray(np.argsort(ck, axis=1, kind="stable"), dtype=np.int32)
 
-        Each key vector gives a topological order; with ``dp=False`` it is cut at
-        rate-weighted work quantiles along the path (one evaluation), with ``dp=True``
-        the optimal slicing of the order onto the path's chips replaces the cut when
-        better (exact for zero hop latency; latency in the DP is charged as if every
-        tensor came from the previous stage, the result is then evaluated exactly).
-        ``ub`` only prunes: a DP that cannot beat it keeps the cut. Returns
-        ``(chips (B, n), bottleneck (B,), evaluations (B,))`` with the cost-model work
-        of each decode in evaluations (steps / (n + m)); bottleneck is inf when no
-        valid partition was found (SRAM).
+    def decode(self, keys, perms, *, dp: bool = True, ub: float = math.inf,
+               use_all_chips: bool = False):
+        """Decode (B, units) priority keys with (B, C) chip paths into valid partitions.
+
+        Each key vector gives a topological order (Kahn, smallest key first); row b's
+        stages run on chips ``perms[b, 0], perms[b, 1], ...`` (a chain package always
+        uses the chip numbering). With ``dp=False`` the order is cut at rate-weighted work
+        quantiles (SRAM-aware; one evaluation); with ``dp=True`` the optimal slicing of
+        the order onto the path replaces the cut when better (exact for zero hop latency;
+        latency in the DP is charged as if every tensor came from the previous stage, the
+        result is then evaluated exactly). ``ub`` only prunes: a DP that cannot beat it
+        keeps the cut. Returns ``(chips (B, n), bottleneck (B,), evaluations (B,))``, the
+        cost-model work of each decode in evaluations (steps / (n + m)); bottleneck is
+        inf when no valid partition was found (SRAM).
         """
         keys = np.atleast_2d(keys)
-        paths = np.atleast_1d(np.asarray(paths, dtype=np.int64))
-        if paths.shape != (keys.shape[0],) or paths.min() < 0 or paths.max() >= len(self.paths):
-            raise ValueError(f"paths: expected {keys.shape[0]} indices in 0..{len(self.paths) - 1}")
+        perms = np.atleast_2d(np.asarray(perms))
+        if perms.shape != (keys.shape[0], self.C) or not (
+                np.sort(perms, axis=1) == np.arange(self.C)).all():
+            raise ValueError(f"perms: expected {keys.shape[0]} permutations of 0..{self.C - 1}")
+        if not self.free_order:
+            perms = np.tile(np.arange(self.C), (keys.shape[0], 1))
         orders = self.orders_from_keys(keys)
-        perms = np.ascontiguousarray(self.paths[paths], dtype=np.int32)
         return self.decode_orders(orders, perms, dp=dp, ub=ub, use_all_chips=use_all_chips)
 
     def decode_orders(self, orders, perms, *, dp: bool = True, ub: float = math.inf,
                       use_all_chips: bool = False):
-        """:meth:`decode` for explicit (B, n) orders and (B, C) chip paths."""
+        """:meth:`decode` for explicit (B, n) topological orders (classes contiguous) and
+        (B, C) chip paths (not checked: the kernel trusts them)."""
         orders = np.ascontiguousarray(np.atleast_2d(orders), dtype=np.int32)
         perms = np.ascontiguousarray(np.atleast_2d(perms), dtype=np.int32)
         B = orders.shape[0]
