@@ -207,3 +207,18 @@ def test_cli_new_methods_json(capsys):
                      "--sram-slack", "2", "--method", method, "--budget", "3000", "--json"]) == 0
         out = json.loads(capsys.readouterr().out)
         assert len(out["chip"]) == 143 and out["evaluations"] > 0
+
+
+def test_method_options_are_type_checked():
+    g = dnn_like(3, seed=0)
+    p = MCMProblem(g, preset("ring-4"))
+    with pytest.raises(TypeError, match="seed"):
+        anneal(p, 100, seed=1.5)
+    with pytest.raises(ValueError, match="seed"):
+        random_search(p, 100, seed=-1)
+    with pytest.raises(TypeError, match="use_all_chips"):
+        brkga(p, 100, use_all_chips="yes")
+    with pytest.raises(TypeError, match="population"):
+        brkga(p, 100, population=True)
+    with pytest.raises(TypeError):
+        anneal(p, 100, temperature=3)

@@ -62,6 +62,28 @@ _INT = (numbers.Integral,)
 _REAL = (numbers.Real,)
 
 
+_SPEC = {
+    "seed": (_INT, lambda x: x >= 0, "an integer >= 0"),
+    "batch": (_INT, lambda x: x >= 1, "an integer >= 1"),
+    "population": (_INT, lambda x: x >= 2, "an integer >= 2"),
+    "trace_points": (_INT, lambda x: x >= 1, "an integer >= 1"),
+    "prune": (_REAL, lambda x: math.isfinite(x) and x >= 0, "a finite number >= 0"),
+    "use_all_chips": (bool, None, "True or False"),
+    "seeded": (bool, None, "True or False"),
+    "t_start": (_REAL, lambda x: math.isfinite(x) and x >= 0, "a finite number >= 0"),
+    "t_end": (_REAL, lambda x: math.isfinite(x) and x >= 0, "a finite number >= 0"),
+    "p_swap": (_REAL, lambda x: 0 <= x <= 1, "a probability"),
+    "p_perm": (_REAL, lambda x: 0 <= x <= 1, "a probability"),
+    "elite": (_REAL, lambda x: 0 < x < 1, "in (0, 1)"),
+    "mutants": (_REAL, lambda x: 0 <= x < 1, "in [0, 1)"),
+    "rho": (_REAL, lambda x: 0 < x < 1, "in (0, 1)"),
+}
+
+
+def _checked(name: str, **options) -> None:
+    check_options(name, options, {k: _SPEC[k] for k in options})
+
+
 def _budget_ok(budget) -> float:
     if isinstance(budget, bool) or not isinstance(budget, numbers.Real) or \
             not math.isfinite(budget) or budget <= 0:
@@ -143,6 +165,7 @@ def random_search(problem: MCMProblem, budget: float = 1000, *, seed: int = 0,
     beat ``(1 + prune) * best`` keep their cut), or ``"repair"`` (uniform random chip
     per node + greedy repair: one evaluation each)."""
     budget = _budget_ok(budget)
+    _checked("random_search", seed=seed, batch=batch, use_all_chips=use_all_chips, prune=prune)
     if decoder not in ("cut", "dp", "repair"):
         raise ValueError(f"decoder must be 'cut', 'dp' or 'repair', got {decoder!r}")
     t0 = time.perf_counter()
@@ -189,9 +212,8 @@ def anneal(problem: MCMProblem, budget: float = 1000, *, seed: int = 0, init=Non
     contents (free order only, ``p_perm``). Temperatures are relative to the start
     bottleneck and cool geometrically with the work spent."""
     budget = _budget_ok(budget)
-    for name, x in (("t_start", t_start), ("t_end", t_end)):
-        if not (math.isfinite(x) and x >= 0):
-            raise ValueError(f"anneal: {name} must be finite and >= 0, got {x!r}")
+    _checked("anneal", seed=seed, use_all_chips=use_all_chips, t_start=t_start, t_end=t_end,
+             p_swap=p_swap, p_perm=p_perm, trace_points=trace_points)
     if not (0 <= p_swap and 0 <= p_perm and p_swap + p_perm <= 1):
         raise ValueError("anneal: need p_swap, p_perm >= 0 and p_swap + p_perm <= 1")
     t0 = time.perf_counter()
@@ -239,6 +261,8 @@ def brkga(problem: MCMProblem, budget: float = 1000, *, seed: int = 0, populatio
     from ..algorithms.slicegraph import seed_orders
 
     budget = _budget_ok(budget)
+    _checked("brkga", seed=seed, population=population, elite=elite, mutants=mutants, rho=rho,
+             seeded=seeded, prune=prune, use_all_chips=use_all_chips)
     if population < 2 or not (0 < elite < 1 and 0 <= mutants < 1 and elite + mutants < 1
                               and 0 < rho < 1):
         raise ValueError("brkga: need population >= 2, 0 < elite, 0 <= mutants, "

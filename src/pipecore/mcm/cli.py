@@ -70,8 +70,7 @@ def _search(args, prob):
         from .learned import KeyConfig, learned_search
 
         return learned_search(prob, args.budget, policy=args.policy,
-                              config=KeyConfig(seed=args.seed, use_all_chips=args.use_all_chips,
-                                               path_sweep=True))
+                              config=KeyConfig(seed=args.seed, use_all_chips=args.use_all_chips))
     from .train import TrainConfig, rl_search
 
     return rl_search(prob, int(args.budget), policy=args.policy,
