@@ -160,9 +160,11 @@ def report(raw, args):
             avg[b].append(float(np.mean(g)))
             cells.append(fmt(g, 1, " %"))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines.append("| **mean over graphs** | " + " | ".join(fmt(avg[b], 1, " %") for b in base) + " |")
+    cells = " | ".join(fmt(avg[b], 1, " %") for b in base)
+    lines.append(f"| **mean over graphs** | {cells} |")
     lines += ["", f"Transfer: evaluations of the policy phase (first {raw['rl_share']:.0%} of the "
-              f"budget) until the best bottleneck is within {args.target_slack:.0%} of what training "
+              f"budget) until the best bottleneck is within {args.target_slack:.0%} of what "
+              "training "
               "from scratch reaches in its policy phase (never reached: the phase length, so "
               "fine-tuning's number is then an upper bound).", "",
               "| graph | from scratch | fine-tuned | reached | speed-up (ratio of means) |",
@@ -226,7 +228,8 @@ def main(argv=None) -> int:
         policies.append(tr.policy)
         log(f"pre-trained seed {seed}: {args.imitation_epochs} imitation epochs, "
             f"{args.pretrain_steps} RL steps in {time.perf_counter() - t0:.0f} s "
-            f"(imitation loss {tr.stats['imitation_loss'][:1]} -> {tr.stats['imitation_loss'][-1:]})")
+            f"(imitation loss {tr.stats['imitation_loss'][:1]} -> "
+            f"{tr.stats['imitation_loss'][-1:]})")
     raw = {"args": vars(args), "package": next(iter(evals.values())).config.describe(),
            "corpus": [n for n, _ in corpus], "rl_share": KeyConfig().rl_share, "graphs": {}}
     for name, prob in evals.items():
@@ -241,7 +244,8 @@ def main(argv=None) -> int:
                 d["wall"][m].append(r.wall_time)
             d["transfer"].append(transfer_row(res["learned"], res["learned-scratch"],
                                               args.target_slack, args.budget))
-            log(f"{name} seed {seed}: " + ", ".join(f"{m} {r.bottleneck:.2f}" for m, r in res.items()))
+            log(f"{name} seed {seed}: "
+                + ", ".join(f"{m} {r.bottleneck:.2f}" for m, r in res.items()))
         raw["graphs"][name] = d
     raw["wall_time"] = time.perf_counter() - t_start
     text = report(raw, args)

@@ -133,7 +133,8 @@ def test_imitation_pretraining_learns_expert_chip_keys():
     assert keys.shape == (8,) and np.all((keys >= 0) & (keys <= 1)) and np.isfinite(best)
     f, prof = chip_features(pkg), graph_profile(probs[0])
     assert f.shape == (8, 7) and np.isfinite(f).all()
-    assert prof.shape == (16,) and prof[:8].sum() == pytest.approx(1) and prof[8:].sum() == pytest.approx(1)
+    assert prof.shape == (16,)
+    assert prof[:8].sum() == pytest.approx(1) and prof[8:].sum() == pytest.approx(1)
     torch.manual_seed(0)
     policy = KeyPolicy(hidden=16, rounds=1, heads=2)
     targets = [expert_keys(p, samples=32, top=4)[0] for p in probs]

@@ -181,7 +181,8 @@ def test_option_validation_errors():
         check_options("m", {"size": True}, {"size": (int, None, "an integer")})
     with pytest.raises(ValueError):
         check_options("m", {"size": -1}, {"size": (int, lambda x: x > 0, "a positive integer")})
-    assert check_options("m", {"size": 3}, {"size": (int, lambda x: x > 0, "positive")}) == {"size": 3}
+    spec = {"size": (int, lambda x: x > 0, "positive")}
+    assert check_options("m", {"size": 3}, spec) == {"size": 3}
 
 
 @pytest.mark.parametrize("argv, text", [

@@ -21,7 +21,8 @@ def _number(kind, *, low=None, strict=True, integer=False):
             value = int(text) if integer else float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
-        if not math.isfinite(value) or (low is not None and (value <= low if strict else value < low)):
+        below = low is not None and (value <= low if strict else value < low)
+        if not math.isfinite(value) or below:
             raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}")
         return value
 

@@ -220,7 +220,8 @@ def _paths(C: int, order: str, topology: str, mesh_shape) -> np.ndarray:
         cfg = MCMConfig(C, topology=topology, mesh_shape=mesh_shape)
         found = _hamiltonian_paths(cfg.hops()) or [list(range(C))]
         if len(found) > MAX_PATHS:
-            found = [found[i] for i in np.linspace(0, len(found) - 1, MAX_PATHS).round().astype(int)]
+            pick = np.linspace(0, len(found) - 1, MAX_PATHS).round().astype(int)
+            found = [found[i] for i in pick]
         out = np.asarray(found, dtype=np.int32)
     out.flags.writeable = False
     return out
@@ -237,7 +238,7 @@ def _het_rates(rows: int, cols: int) -> list:
 
 
 def preset(name: str, **overrides) -> MCMConfig:
-    """A named package: ``ring-4/8/16``, ``mesh-2x2/2x4/4x4`` and ``mesh-2x4-het``, ``mesh-4x4-het``.
+    """A named package: ``ring-4/8/16``, ``mesh-2x2/2x4/4x4``, ``mesh-2x4-het``, ``mesh-4x4-het``.
 
     Presets fix the topology and default link parameters (unit compute rate, unit
     bandwidth, hop latency 0.01 time units, chain order); SRAM is unlimited unless

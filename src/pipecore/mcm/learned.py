@@ -135,7 +135,8 @@ class KeyTrainer:
             surr = 0.0
             for lp, old in ((lp_k, old_k), (lp_c, old_c)):
                 r = torch.exp(lp - old)
-                surr = surr + torch.minimum(r * a, torch.clamp(r, 1 - cfg.clip, 1 + cfg.clip) * a).mean()
+                clipped = torch.clamp(r, 1 - cfg.clip, 1 + cfg.clip) * a
+                surr = surr + torch.minimum(r * a, clipped).mean()
             loss = -surr - cfg.entropy * ent
             self.optimizer.zero_grad()
             loss.backward()

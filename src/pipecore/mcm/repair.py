@@ -146,7 +146,8 @@ def _greedy_on_costs(problem: MCMProblem, cost: np.ndarray, use_all: bool, perms
         perm = perms[lo]
         _mcm.greedy_repair_batch(q.succ_ptr, q.succ_idx, q.pred_ptr, q.pred_idx, problem.qtopo,
                                  np.ascontiguousarray(cost[lo:hi][:, :, perm], dtype=np.float64),
-                                 np.ascontiguousarray(q.mem), np.ascontiguousarray(problem.sram[perm]),
+                                 np.ascontiguousarray(q.mem),
+                                 np.ascontiguousarray(problem.sram[perm]),
                                  bool(use_all), out[lo:hi], status[lo:hi])
         out[lo:hi] = perm[out[lo:hi]]
     return out, status
