@@ -3,7 +3,8 @@
 For every seed:
 
 1. pre-train a key policy (:mod:`pipecore.mcm.learned`) on a corpus of generated graphs
-   (``regal_like``, ``dnn_like``, ``layered_dag``) and real models that are not
+   (``regal_like``, ``dnn_like``, ``layered_dag``, plus copies with work skewed along
+   the topological order, see :func:`skewed`) and real models that are not
    evaluated (ViT-base and the ONNX zoo's VGG-19, AlexNet, ZFNet-512, ShuffleNet):
    imitation of good chip paths per corpus graph (mean chip positions over the 16 best
    of 256 random paths for its BFS order, computed once), ``--imitation-epochs`` passes;
@@ -62,7 +63,24 @@ def load(name: str):
     return pipecore.load_model(name)
 
 
-def corpus_graphs(n_generated: int, seed: int = 1000):
+def skewed(g, rng):
+    """A copy of ``g`` whose work grows or shrinks along the topological order
+    (``exp(s (rank - 1/2))``, s = +-2) and, half the time, whose last op is a heavy,
+    memory-hungry one (as an LM head): corpus diversity in *where* a graph is heavy."""
+    from pipecore import Graph
+
+    rank = np.empty(g.n)
+    rank[g.topological_order()] = np.arange(g.n) / max(g.n - 1, 1)
+    s = float(rng.choice([-2.0, 2.0]))
+    work, mem = g.work * np.exp(s * (rank - 0.5)), g.mem.copy()
+    if rng.random() < 0.5:
+        last = int(g.topological_order()[-1])
+        work[last] += 0.15 * work.sum()
+        mem[last] += 0.2 * mem.sum()
+    return Graph(g.n, g.src, g.dst, work, g.comm, mem, group=g.group)
+
+
+def corpus_graphs(n_generated: int, seed: int = 1000, n_skewed: int = 0):
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n_generated):
@@ -77,6 +95,9 @@ def corpus_graphs(n_generated: int, seed: int = 1000):
         else:
             n = int(rng.integers(60, 300))
             out.append((f"layered_dag({n}, seed={seed + i})", layered_dag(n, seed=seed + i)))
+    for i in range(n_skewed):
+        name, g = out[i % max(n_generated, 1)]
+        out.append((f"skewed({name}, {i})", skewed(g, rng)))
     for name in CORPUS_REAL:
         out.append((name, load(name)))
     return out
@@ -190,7 +211,9 @@ def main(argv=None) -> int:
     ap.add_argument("--imitation-epochs", type=int, default=30)
     ap.add_argument("--pretrain-steps", type=int, default=0,
                     help="policy-gradient batches on the corpus after imitation")
-    ap.add_argument("--corpus", type=int, default=120, help="generated graphs in the corpus")
+    ap.add_argument("--corpus", type=int, default=80, help="generated graphs in the corpus")
+    ap.add_argument("--skewed", type=int, default=80,
+                    help="work-skewed copies of generated graphs in the corpus")
     ap.add_argument("--package", default="mesh-2x4-het")
     ap.add_argument("--sram-slack", type=float, default=2.0)
     ap.add_argument("--latency", type=float, default=0.5, help="hop latency / mean tensor comm")
@@ -215,7 +238,7 @@ def main(argv=None) -> int:
         return MCMProblem(g, cfg)
 
     evals = {name: problem(load(name)) for name in args.graphs.split(",") if name}
-    corpus = [(n, problem(g)) for n, g in corpus_graphs(args.corpus)]
+    corpus = [(n, problem(g)) for n, g in corpus_graphs(args.corpus, n_skewed=args.skewed)]
     log(f"corpus: {len(corpus)} graphs; package {next(iter(evals.values())).config.describe()}")
     t0 = time.perf_counter()
     experts = [expert_keys(p)[0] for _, p in corpus]
