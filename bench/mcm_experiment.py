@@ -1,24 +1,29 @@
-"""MCM experiment (issue 7): RL vs random search vs annealing vs SliceGraph, and transfer.
+"""MCM experiment (issue 15): learned partitioning vs fair baselines at equal cost-model work.
 
 For every seed:
 
-1. pre-train a policy on a corpus of graphs (REGAL-like and DNN-like generators
-   plus the embedded models other than the two evaluation graphs);
-2. on each unseen evaluation graph (default: the embedded ``bert-base`` and
-   ``resnet50``), at the same budget of cost-model evaluations: random search
-   (uniform proposals + the same greedy repair), simulated annealing (native MCM
-   kernel), RL fine-tuned from the pre-trained policy, RL from scratch; plus
-   SliceGraph (pipecore's non-learned solver, time-limited, not counted in
-   evaluations) scored under the MCM model;
-3. transfer: the number of samples fine-tuning and training from scratch need to
-   reach the throughput that training from scratch reaches with the full budget.
+1. pre-train a key policy (:mod:`pipecore.mcm.learned`) on a corpus of generated graphs
+   (``regal_like``, ``dnn_like``, ``layered_dag``, plus copies with work skewed along
+   the topological order, see :func:`skewed`) and real models that are not
+   evaluated (ViT-base and the ONNX zoo's VGG-19, AlexNet, ZFNet-512, ShuffleNet):
+   imitation of good chip paths per corpus graph (mean chip positions over the 16 best
+   of 256 random paths for its BFS order, computed once), ``--imitation-epochs`` passes;
+2. on each unseen evaluation graph, with the same budget of cost-model work (in
+   evaluations = ``n + m`` cost-model steps, see :mod:`pipecore.mcm.baselines`):
+   random search (random valid orders cut at work quantiles; and the same orders
+   sliced by the DP), simulated annealing (shift, swap and chip-exchange moves),
+   SliceGraph-MCM (BRKGA + slicing DP), the learned method fine-tuned from the
+   pre-trained policy and trained from scratch; plus SliceGraph-MCM with 10x the
+   budget and pipecore's own SliceGraph (time-limited, plain pipeline cost), both
+   not held to the budget;
+3. transfer: on the policy phase alone, the evaluations fine-tuning and training from
+   scratch need to come within ``--target-slack`` of the best bottleneck scratch's
+   policy phase reaches.
 
-Prints a markdown table (mean +- standard deviation over seeds) and writes all raw
-numbers to JSON. Needs PyTorch (``pip install 'pipecore[rl]'``).
+Prints markdown tables (mean ± std over seeds) and writes the raw numbers to JSON.
+Needs PyTorch and onnx. Usage::
 
-Usage::
-
-    python bench/mcm_experiment.py --seeds 5 --budget 4000 --out bench/results/mcm_experiment.json
+    python bench/mcm_experiment.py --out bench/results/mcm_experiment.json
 """
 from __future__ import annotations
 
@@ -27,7 +32,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 import warnings
 
@@ -36,34 +40,67 @@ import numpy as np
 warnings.filterwarnings("ignore", message=".*size-limited licence.*")
 
 import pipecore  # noqa: E402
-from pipecore.generators import dnn_like, regal_like  # noqa: E402
+from pipecore.generators import dnn_like, layered_dag, regal_like  # noqa: E402
 from pipecore.mcm import MCMProblem, preset  # noqa: E402
-from pipecore.mcm.baselines import anneal, random_search, slicegraph  # noqa: E402
+from pipecore.mcm.baselines import anneal, brkga, random_search, slicegraph  # noqa: E402
+
+EVAL_GRAPHS = "bert-base,resnet50,gpt2,t5-small,densenet121,inception-v1,onnx:squeezenet"
+CORPUS_REAL = ("vit-base", "onnx:vgg19", "onnx:bvlc_alexnet", "onnx:zfnet512", "onnx:shufflenet")
+METHODS = ("random-cut", "random-dp", "anneal", "slicegraph-mcm", "learned", "learned-scratch",
+           "slicegraph-mcm-10x", "slicegraph-core")
 
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def corpus_graphs(exclude: set[str]):
-    graphs = []
-    for i, n in enumerate((120, 180, 250, 320, 400, 500)):
-        graphs.append((f"regal_like(n={n}, seed={100 + i})", regal_like(n, seed=100 + i)))
-    graphs.append(("dnn_like(12, seed=101)", dnn_like(12, seed=101)))
-    graphs.append(("dnn_like(20, branches=3, seed=102)", dnn_like(20, branches=3, seed=102)))
-    for name in ("inception-v1", "vit-base", "gpt2", "t5-small", "densenet121"):
-        if name in pipecore.list_models() and name not in exclude:
-            graphs.append((name, pipecore.load_model(name)))
-    return graphs
+def load(name: str):
+    """An embedded model, or ``onnx:NAME`` from the onnx wheel's model zoo."""
+    if name.startswith("onnx:"):
+        from pipecore.io.onnx import from_onnx, onnx_zoo_models
+
+        return from_onnx(onnx_zoo_models()[name[5:]])
+    return pipecore.load_model(name)
 
 
-CURVE_AT = (32, 256, 1024, 4000)
+def skewed(g, rng):
+    """A copy of ``g`` whose work grows or shrinks along the topological order
+    (``exp(s (rank - 1/2))``, s = +-2) and, half the time, whose last op is a heavy,
+    memory-hungry one (as an LM head): corpus diversity in *where* a graph is heavy."""
+    from pipecore import Graph
+
+    rank = np.empty(g.n)
+    rank[g.topological_order()] = np.arange(g.n) / max(g.n - 1, 1)
+    s = float(rng.choice([-2.0, 2.0]))
+    work, mem = g.work * np.exp(s * (rank - 0.5)), g.mem.copy()
+    if rng.random() < 0.5:
+        last = int(g.topological_order()[-1])
+        work[last] += 0.15 * work.sum()
+        mem[last] += 0.2 * mem.sum()
+    return Graph(g.n, g.src, g.dst, work, g.comm, mem, group=g.group)
 
 
-def _best_at(res, k: int) -> float:
-    """Best bottleneck within the first k evaluations of a search (nan past its budget)."""
-    i = np.searchsorted(res.trace_evals, k, side="right") - 1
-    return float(res.trace_best[i]) if 0 <= i and k <= res.trace_evals[-1] else math.nan
+def corpus_graphs(n_generated: int, seed: int = 1000, n_skewed: int = 0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n_generated):
+        kind = i % 3
+        if kind == 0:
+            n = int(rng.integers(60, 400))
+            out.append((f"regal_like({n}, seed={seed + i})", regal_like(n, seed=seed + i)))
+        elif kind == 1:
+            b, br = int(rng.integers(4, 24)), int(rng.integers(1, 4))
+            out.append((f"dnn_like({b}, branches={br}, seed={seed + i})",
+                        dnn_like(b, branches=br, seed=seed + i)))
+        else:
+            n = int(rng.integers(60, 300))
+            out.append((f"layered_dag({n}, seed={seed + i})", layered_dag(n, seed=seed + i)))
+    for i in range(n_skewed):
+        name, g = out[i % max(n_generated, 1)]
+        out.append((f"skewed({name}, {i})", skewed(g, rng)))
+    for name in CORPUS_REAL:
+        out.append((name, load(name)))
+    return out
 
 
 def _finite(x):
@@ -78,142 +115,171 @@ def _finite(x):
 
 
 def mean_std(xs):
-    xs = np.asarray([x for x in xs if math.isfinite(x)], dtype=float)
+    xs = np.asarray([x for x in xs if x is not None and math.isfinite(x)], dtype=float)
     if xs.size == 0:
-        return math.nan, math.nan, 0
-    return float(xs.mean()), float(xs.std(ddof=1)) if xs.size > 1 else 0.0, int(xs.size)
+        return math.nan, math.nan
+    return float(xs.mean()), float(xs.std(ddof=1)) if xs.size > 1 else 0.0
 
 
-def fmt(ms, digits=2):
-    m, s, k = ms
-    return "-" if not math.isfinite(m) else f"{m:.{digits}f} ± {s:.{digits}f}"
+def fmt(xs, digits=2, unit=""):
+    m, s = mean_std(xs)
+    return "-" if not math.isfinite(m) else f"{m:.{digits}f} ± {s:.{digits}f}{unit}"
+
+
+def run_graph(prob, seed, policy, args):
+    from pipecore.mcm.learned import KeyConfig, learned_search
+
+    B = args.budget
+    cfg = KeyConfig(seed=seed)
+    res = {
+        "random-cut": random_search(prob, B, seed=seed, decoder="cut"),
+        "random-dp": random_search(prob, B, seed=seed, decoder="dp"),
+        "anneal": anneal(prob, B, seed=seed),
+        "slicegraph-mcm": brkga(prob, B, seed=seed),
+        "learned": learned_search(prob, B, policy=policy, config=cfg),
+        "learned-scratch": learned_search(prob, B, policy=None, config=cfg),
+        "slicegraph-mcm-10x": brkga(prob, 10 * B, seed=seed),
+        "slicegraph-core": slicegraph(prob, time_limit=args.slicegraph_time, seed=seed),
+    }
+    for r in res.values():
+        assert r.chip is None or not prob.violations(r.chip), r.method
+    return res
+
+
+def transfer_row(ft, sc, slack, budget):
+    """Evaluations (policy phase) to come within ``slack`` of scratch's policy-phase best."""
+    target = float(sc.stats["rl_best"][-1]) * (1 + slack)
+
+    def reach(r):
+        hit = np.flatnonzero(np.asarray(r.stats["rl_best"]) <= target * (1 + 1e-12))
+        return float(np.asarray(r.stats["rl_evals"])[hit[0]]) if hit.size else math.inf
+
+    return {"target": target, "scratch": reach(sc), "finetune": reach(ft)}
+
+
+def report(raw, args):
+    lines = [f"Package {raw['package']}; budget {args.budget:g} evaluations (n + m cost-model "
+             f"steps each) per method; {args.seeds} seeds; bottleneck mean ± std over seeds, "
+             "lower is better.", ""]
+    cols = [m for m in METHODS]
+    lines.append("| graph | " + " | ".join(cols) + " |")
+    lines.append("|---|" + "---|" * len(cols))
+    for name, d in raw["graphs"].items():
+        cells = [fmt(d["bottleneck"][m]) for m in cols]
+        lines.append(f"| {name} (n={d['n']}) | " + " | ".join(cells) + " |")
+    lines += ["", "Throughput gain of the learned method (fine-tuned) per seed: "
+              "bottleneck(baseline) / bottleneck(learned) - 1.", ""]
+    base = ["random-cut", "random-dp", "anneal", "slicegraph-mcm", "slicegraph-mcm-10x",
+            "slicegraph-core"]
+    lines.append("| graph | " + " | ".join(f"vs {b}" for b in base) + " |")
+    lines.append("|---|" + "---|" * len(base))
+    avg = {b: [] for b in base}
+    for name, d in raw["graphs"].items():
+        cells = []
+        for b in base:
+            g = [(x / y - 1) * 100 for x, y in zip(d["bottleneck"][b], d["bottleneck"]["learned"])]
+            avg[b].append(float(np.mean(g)))
+            cells.append(fmt(g, 1, " %"))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    cells = " | ".join(fmt(avg[b], 1, " %") for b in base)
+    lines.append(f"| **mean over graphs** | {cells} |")
+    lines += ["", f"Transfer: evaluations of the policy phase (first {raw['rl_share']:.0%} of the "
+              f"budget) until the best bottleneck is within {args.target_slack:.0%} of what "
+              "training "
+              "from scratch reaches in its policy phase (never reached: the phase length, so "
+              "fine-tuning's number is then an upper bound).", "",
+              "| graph | from scratch | fine-tuned | reached | speed-up (ratio of means) |",
+              "|---|---|---|---|---|"]
+    ups = []
+    for name, d in raw["graphs"].items():
+        sc = [t["scratch"] for t in d["transfer"]]
+        ph = args.budget * raw["rl_share"]
+        ft = [min(t["finetune"], ph) for t in d["transfer"]]
+        reached = sum(math.isfinite(t["finetune"]) for t in d["transfer"])
+        up = float(np.mean(sc) / max(np.mean(ft), 1e-9))
+        ups.append(up)
+        lines.append(f"| {name} | {fmt(sc, 0)} | {fmt(ft, 0)} | {reached}/{len(sc)} | {up:.2f}x |")
+    lines.append(f"| **mean** | | | | {np.mean(ups):.2f}x |")
+    lines.append(f"\nTotal wall time {raw['wall_time']:.0f} s.")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--budget", type=int, default=4000, help="cost-model evaluations per method")
-    ap.add_argument("--pretrain-samples", type=int, default=24000)
-    ap.add_argument("--package", default="ring-8")
-    ap.add_argument("--sram-slack", type=float, default=2.0,
-                    help="SRAM per chip = slack * total mem / chips (0 = unlimited)")
-    ap.add_argument("--graphs", default="bert-base,resnet50")
-    ap.add_argument("--slicegraph-time", type=float, default=5.0)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--epochs", type=int, default=4,
-                    help="PPO epochs per batch for pre-training and training from scratch")
-    ap.add_argument("--ft-epochs", type=int, default=1,
-                    help="PPO epochs per batch when fine-tuning (1 = REINFORCE with baseline)")
-    ap.add_argument("--target-slack", type=float, default=0.02,
-                    help="transfer target: within this fraction of scratch's final bottleneck")
-    ap.add_argument("--out", default=None, help="write raw results as JSON here")
+    ap.add_argument("--budget", type=float, default=100_000, help="evaluations per method")
+    ap.add_argument("--imitation-epochs", type=int, default=30)
+    ap.add_argument("--pretrain-steps", type=int, default=0,
+                    help="policy-gradient batches on the corpus after imitation")
+    ap.add_argument("--corpus", type=int, default=80, help="generated graphs in the corpus")
+    ap.add_argument("--skewed", type=int, default=80,
+                    help="work-skewed copies of generated graphs in the corpus")
+    ap.add_argument("--package", default="mesh-2x4-het")
+    ap.add_argument("--sram-slack", type=float, default=2.0)
+    ap.add_argument("--latency", type=float, default=0.5, help="hop latency / mean tensor comm")
+    ap.add_argument("--graphs", default=EVAL_GRAPHS)
+    ap.add_argument("--slicegraph-time", type=float, default=2.0)
+    ap.add_argument("--target-slack", type=float, default=0.02)
+    ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
+    if args.seeds < 1 or args.budget <= 0 or args.pretrain_steps < 0 or args.imitation_epochs < 0:
+        ap.error("--seeds >= 1, --budget > 0, --pretrain-steps >= 0 and --imitation-epochs >= 0 "
+                 "are required")
 
     import torch
 
-    from pipecore.mcm.train import TrainConfig, rl_search, train
+    from pipecore.mcm.learned import KeyConfig, expert_keys, pretrain
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(1)
     t_start = time.perf_counter()
 
     def problem(g):
-        cfg = preset(args.package)
-        if args.sram_slack > 0:
-            cfg = cfg.sized_for(g, args.sram_slack)
+        cfg = preset(args.package).sized_for(g, args.sram_slack, latency_per_comm=args.latency)
         return MCMProblem(g, cfg)
 
-    eval_names = [s for s in args.graphs.split(",") if s]
-    evals = {name: problem(pipecore.load_model(name)) for name in eval_names}
-    corpus = [(name, problem(g)) for name, g in corpus_graphs(set(eval_names))]
-    log(f"corpus: {', '.join(n for n, _ in corpus)}")
-    log(f"package: {corpus[0][1].config.describe()} (SRAM sized per graph, slack {args.sram_slack})")
-
-    raw: dict = {"args": vars(args), "corpus": [n for n, _ in corpus], "graphs": {}}
-    tmp = tempfile.mkdtemp(prefix="pipecore-mcm-")
-    checkpoints = []
+    evals = {name: problem(load(name)) for name in args.graphs.split(",") if name}
+    corpus = [(n, problem(g)) for n, g in corpus_graphs(args.corpus, n_skewed=args.skewed)]
+    log(f"corpus: {len(corpus)} graphs; package {next(iter(evals.values())).config.describe()}")
+    t0 = time.perf_counter()
+    experts = [expert_keys(p)[0] for _, p in corpus]
+    log(f"expert chip paths for the corpus in {time.perf_counter() - t0:.0f} s")
+    policies = []
     for seed in range(args.seeds):
         t0 = time.perf_counter()
-        tr = train([p for _, p in corpus], args.pretrain_samples,
-                   config=TrainConfig(seed=seed, epochs=args.epochs))
-        path = os.path.join(tmp, f"pretrained-seed{seed}.pt")
-        tr.save(path)
-        checkpoints.append(path)
-        log(f"pre-trained seed {seed}: {args.pretrain_samples} samples over {len(corpus)} graphs "
-            f"in {time.perf_counter() - t0:.1f} s")
-
+        tr = pretrain([p for _, p in corpus], args.pretrain_steps, config=KeyConfig(seed=seed),
+                      imitation_epochs=args.imitation_epochs, expert=experts)
+        policies.append(tr.policy)
+        log(f"pre-trained seed {seed}: {args.imitation_epochs} imitation epochs, "
+            f"{args.pretrain_steps} RL steps in {time.perf_counter() - t0:.0f} s "
+            f"(imitation loss {tr.stats['imitation_loss'][:1]} -> "
+            f"{tr.stats['imitation_loss'][-1:]})")
+    raw = {"args": vars(args), "package": next(iter(evals.values())).config.describe(),
+           "corpus": [n for n, _ in corpus], "rl_share": KeyConfig().rl_share, "graphs": {}}
     for name, prob in evals.items():
-        rows: dict = {m: [] for m in ("random", "anneal", "rl-finetune", "rl-scratch", "slicegraph")}
-        transfer = []
+        d = {"n": prob.graph.n, "m": prob.graph.m, "bottleneck": {m: [] for m in METHODS},
+             "evaluations": {m: [] for m in METHODS}, "wall": {m: [] for m in METHODS},
+             "transfer": []}
         for seed in range(args.seeds):
-            res = {
-                "random": random_search(prob, args.budget, seed=seed),
-                "anneal": anneal(prob, args.budget, seed=seed),
-                "rl-finetune": rl_search(prob, args.budget, policy=checkpoints[seed],
-                                         config=TrainConfig(seed=seed, epochs=args.ft_epochs)),
-                "rl-scratch": rl_search(prob, args.budget,
-                                        config=TrainConfig(seed=seed, epochs=args.epochs)),
-            }
-            try:
-                res["slicegraph"] = slicegraph(prob, time_limit=args.slicegraph_time, seed=seed)
-            except ValueError as exc:  # method not installed
-                log(f"slicegraph unavailable: {exc}")
+            res = run_graph(prob, seed, policies[seed], args)
             for m, r in res.items():
-                rows[m].append({"bottleneck": r.bottleneck, "wall_time": r.wall_time,
-                                "evaluations": r.evaluations})
-            ft, sc = res["rl-finetune"], res["rl-scratch"]
-            target = sc.bottleneck * (1 + args.target_slack)
-            transfer.append({"target_bottleneck": target,
-                             "scratch_samples": sc.evals_to_reach(target),
-                             "finetune_samples": ft.evals_to_reach(target),
-                             "curve_at": CURVE_AT,
-                             "finetune_curve": [_best_at(ft, k) for k in CURVE_AT],
-                             "scratch_curve": [_best_at(sc, k) for k in CURVE_AT]})
-            log(f"{name} seed {seed}: " + ", ".join(f"{m} {r.bottleneck:.3f}" for m, r in res.items())
-                + f"; transfer {transfer[-1]['finetune_samples']:.0f} vs {transfer[-1]['scratch_samples']:.0f} samples")
-        raw["graphs"][name] = {"n": prob.graph.n, "lower_bound_work": float(prob.graph.work.sum() / prob.C),
-                               "sram": float(prob.sram[0]), "results": rows, "transfer": transfer}
-
-    # ------------------------------------------------------------------ report
-    print(f"\nMCM package {args.package}, SRAM = {args.sram_slack} x total mem / chips, "
-          f"budget {args.budget} evaluations per method, {args.seeds} seeds "
-          f"(mean ± std over seeds; bottleneck in the graph's time units, lower is better)\n")
-    print("| graph | random search | annealing | RL fine-tuned | RL from scratch | SliceGraph | "
-          "RL-ft vs random | RL-ft vs annealing |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, data in raw["graphs"].items():
-        rs = data["results"]
-        b = {m: [x["bottleneck"] for x in rs[m]] for m in rs}
-        gain_r = [(br / bf - 1) * 100 for br, bf in zip(b["random"], b["rl-finetune"])]
-        gain_a = [(ba / bf - 1) * 100 for ba, bf in zip(b["anneal"], b["rl-finetune"])]
-        print(f"| {name} (n={data['n']}) | {fmt(mean_std(b['random']))} | {fmt(mean_std(b['anneal']))} | "
-              f"{fmt(mean_std(b['rl-finetune']))} | {fmt(mean_std(b['rl-scratch']))} | "
-              f"{fmt(mean_std(b['slicegraph']))} | {fmt(mean_std(gain_r), 1)} % | {fmt(mean_std(gain_a), 1)} % |")
-    print("\nThroughput gain = bottleneck(baseline) / bottleneck(RL fine-tuned) - 1, per seed.\n")
-    print(f"Transfer: samples until the best bottleneck is within {args.target_slack:.0%} of what "
-          f"training from scratch reaches with the full budget (per seed; a run that never gets "
-          f"there counts as the full budget {args.budget}, so fine-tuning's numbers are upper "
-          f"bounds), and the best bottleneck after k samples.\n")
-    print("| graph | samples, from scratch | samples, fine-tuned | reached | speed-up (ratio of means) | "
-          + " | ".join(f"best after {k}: fine-tuned / scratch" for k in CURVE_AT) + " |")
-    print("|---|---|---|---|---|" + "---|" * len(CURVE_AT))
-    for name, data in raw["graphs"].items():
-        tr = data["transfer"]
-        sc = [t["scratch_samples"] for t in tr]
-        ft = [min(t["finetune_samples"], args.budget) for t in tr]
-        reached = sum(math.isfinite(t["finetune_samples"]) for t in tr)
-        cells = []
-        for j in range(len(CURVE_AT)):
-            cells.append(f"{fmt(mean_std([t['finetune_curve'][j] for t in tr]), 1)} / "
-                         f"{fmt(mean_std([t['scratch_curve'][j] for t in tr]), 1)}")
-        print(f"| {name} | {fmt(mean_std(sc), 0)} | {fmt(mean_std(ft), 0)} | {reached}/{len(tr)} | "
-              f"{np.mean(sc) / max(np.mean(ft), 1):.2f}x | " + " | ".join(cells) + " |")
-    total = time.perf_counter() - t_start
-    print(f"\nTotal wall time {total:.0f} s.")
+                d["bottleneck"][m].append(r.bottleneck)
+                d["evaluations"][m].append(r.evaluations)
+                d["wall"][m].append(r.wall_time)
+            d["transfer"].append(transfer_row(res["learned"], res["learned-scratch"],
+                                              args.target_slack, args.budget))
+            log(f"{name} seed {seed}: "
+                + ", ".join(f"{m} {r.bottleneck:.2f}" for m, r in res.items()))
+        raw["graphs"][name] = d
+    raw["wall_time"] = time.perf_counter() - t_start
+    text = report(raw, args)
+    print(text)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        raw["wall_time"] = total
         with open(args.out, "w") as fh:
             json.dump(_finite(raw), fh, indent=1)
+        with open(os.path.splitext(args.out)[0] + ".md", "w") as fh:
+            fh.write("# MCM experiment\n\nCommand: `python bench/mcm_experiment.py "
+                     + " ".join(sys.argv[1:]) + "`\n\n" + text + "\n")
     return 0
 
 

@@ -87,3 +87,58 @@ def test_transfer_api_pretrain_then_finetune(tmp_path):
 def test_policy_rejects_bad_head():
     with pytest.raises(ValueError):
         ChipPolicy(4, head="nope")
+
+
+def test_learned_search_finetunes_within_budget(tmp_path):
+    from pipecore.mcm.learned import KeyConfig, KeyTrainer, learned_search, pretrain
+    from pipecore.mcm.policy import KeyPolicy
+
+    pkg = preset("mesh-2x4-het")
+    corpus = [MCMProblem(g, pkg.sized_for(g, 2.0, latency_per_comm=0.5))
+              for g in (dnn_like(3, seed=1), layered_dag(40, seed=2))]
+    tr = pretrain(corpus, 4, config=KeyConfig(batch=4, seed=0), hidden=16, rounds=1, heads=2,
+                  checkpoint=str(tmp_path / "keys.pt"))
+    assert tr.steps == 4 and all(log.tracker.spent > 0 for log in tr.logs)
+    policy, extra = load_checkpoint(str(tmp_path / "keys.pt"))
+    assert isinstance(policy, KeyPolicy) and extra["steps"] == 4
+    g = dnn_like(4, seed=9)
+    target = MCMProblem(g, pkg.sized_for(g, 2.0, latency_per_comm=0.5))
+    cfg = KeyConfig(batch=4, seed=1, path_sweep=True)
+    res = learned_search(target, 3000, policy=str(tmp_path / "keys.pt"), config=cfg)
+    assert res.method == "learned" and res.chip is not None and not target.violations(res.chip)
+    assert res.bottleneck == pytest.approx(target.evaluate(res.chip)[0][0])
+    assert 3000 <= res.evaluations <= 3000 * 1.25 + 200
+    assert np.all(np.diff(res.trace_best) <= 1e-12)
+    assert res.stats["rl_evals"][-1] <= res.evaluations
+    again = learned_search(target, 3000, policy=policy, config=cfg)
+    assert again.bottleneck == res.bottleneck  # seeded
+    scratch = learned_search(target, 2000, config=KeyConfig(batch=4, seed=1))
+    assert scratch.method == "learned-scratch" and scratch.chip is not None
+    with pytest.raises(TypeError):  # a chip-proposal policy cannot be trained on keys
+        KeyTrainer(ChipPolicy(4), [MCMProblem(g, preset("ring-4"))])
+    with pytest.raises(ValueError):
+        KeyConfig(rl_share=0)
+    with pytest.raises(ValueError):
+        learned_search(target, -5)
+
+
+def test_imitation_pretraining_learns_expert_chip_keys():
+    from pipecore.mcm.learned import expert_keys, imitate, pretrain
+    from pipecore.mcm.policy import KeyPolicy, chip_features, graph_profile
+
+    pkg = preset("mesh-2x4-het")
+    probs = [MCMProblem(g, pkg.sized_for(g, 2.0, latency_per_comm=0.5))
+             for g in (dnn_like(3, seed=1), layered_dag(30, seed=2))]
+    keys, best = expert_keys(probs[0], samples=32, top=4)
+    assert keys.shape == (8,) and np.all((keys >= 0) & (keys <= 1)) and np.isfinite(best)
+    f, prof = chip_features(pkg), graph_profile(probs[0])
+    assert f.shape == (8, 7) and np.isfinite(f).all()
+    assert prof.shape == (16,)
+    assert prof[:8].sum() == pytest.approx(1) and prof[8:].sum() == pytest.approx(1)
+    torch.manual_seed(0)
+    policy = KeyPolicy(hidden=16, rounds=1, heads=2)
+    targets = [expert_keys(p, samples=32, top=4)[0] for p in probs]
+    hist = imitate(policy, probs, targets, 40, lr=1e-2)
+    assert hist[-1] < hist[0] - 0.5  # likelihood of the expert keys rises
+    tr = pretrain(probs, 2, imitation_epochs=2, expert=targets, hidden=16, rounds=1, heads=2)
+    assert len(tr.stats["imitation_loss"]) == 2 and tr.steps == 2

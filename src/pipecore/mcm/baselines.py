@@ -1,42 +1,109 @@
-"""Search baselines for MCM partitioning at a fixed budget of cost-model evaluations.
+"""Search baselines for MCM partitioning at an equal budget of cost-model work.
 
-- :func:`random_search`: uniform random chip per node, repaired by the same native
-  greedy repair the policy's samples go through, scored by the MCM cost model.
-- :func:`anneal`: simulated annealing with the native MCM kernel (one evaluation
-  per feasible proposed move, O(deg + C) each; infeasible proposals are rejected
-  before evaluation and not counted), started from the repaired work-balanced split.
-- :func:`slicegraph`: pipecore's non-learned SliceGraph (``pipecore.solve(...,
-  method="slicegraph")``, optimising the plain pipeline cost with the SRAM as
-  memory cap), scored under the MCM model.
+Budget accounting (every method alike): the unit is one *evaluation* = one full
+O(n + m) scoring of a partition = ``n + m`` cost-model steps. Incremental and partial
+evaluations are charged their steps: an annealing move pays the node and edge visits
+of its delta (plus C for the new bottleneck), a chip exchange a full evaluation, the
+slicing decoder its segment sweeps and every (segment, chip) cost it forms plus the
+full evaluations of the cut and of its answer (see :mod:`pipecore._native._mcm`).
+A method stops when its charged work reaches ``budget`` evaluations; its trace records
+the best bottleneck against the evaluations charged so far.
 
-Every function returns a :class:`SearchResult` whose ``trace`` records the best
-bottleneck against the number of evaluations, so methods compare at equal budgets.
+- :func:`random_search`: random partitions that are valid by construction: uniform
+  random priority keys give a random topological order, a uniformly random chip path
+  (any permutation for a free chip order) places its stages, and the order is cut at
+  rate-weighted work quantiles (``decoder="cut"``, one evaluation each) or sliced
+  optimally (``decoder="dp"``). ``decoder="repair"`` is the paper's sampler: a uniform
+  random chip per node, greedily repaired.
+- :func:`anneal`: simulated annealing with shift (boundary), swap and, for a free chip
+  order, chip-exchange moves (native), from the rate-weighted cut of a BFS order.
+- :func:`brkga`: SliceGraph for the MCM: the biased random-key GA of
+  :mod:`pipecore.algorithms.slicegraph` (same defaults, same seed orders) over priority
+  keys plus one key per chip (the chip path: chips by increasing key), each chromosome
+  decoded by the MCM slicing DP.
+- :func:`slicegraph`: pipecore's own SliceGraph (``pipecore.solve``), time-limited and
+  not held to the budget, on the plain pipeline cost, placed along the first path.
 """
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._native import _mcm
 from .costmodel import MCMProblem
-from .repair import greedy_repair, greedy_repair_batch
 
-__all__ = ["SearchResult", "random_search", "anneal", "slicegraph"]
+__all__ = ["SearchResult", "random_search", "anneal", "brkga", "slicegraph", "check_options",
+           "Tracker"]
+
+
+def check_options(name: str, given: dict, spec: dict) -> dict:
+    """Validate keyword options against ``spec = {option: (type(s), predicate, text)}``.
+
+    Raises ``TypeError`` for unknown or ill-typed options and ``ValueError`` for values
+    out of range, naming the method and the option."""
+    unknown = sorted(set(given) - set(spec))
+    if unknown:
+        raise TypeError(f"{name}: unknown option(s) {', '.join(unknown)}; "
+                        f"valid options: {', '.join(sorted(spec))}")
+    for key, value in given.items():
+        types, ok, text = spec[key]
+        types = types if isinstance(types, tuple) else (types,)
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise TypeError(f"{name}: option {key} must be {text}, got {value!r}")
+        if ok is not None and not ok(value):
+            raise ValueError(f"{name}: option {key} must be {text}, got {value!r}")
+    return given
+
+
+_INT = (numbers.Integral,)
+_REAL = (numbers.Real,)
+
+
+_SPEC = {
+    "seed": (_INT, lambda x: x >= 0, "an integer >= 0"),
+    "batch": (_INT, lambda x: x >= 1, "an integer >= 1"),
+    "population": (_INT, lambda x: x >= 2, "an integer >= 2"),
+    "trace_points": (_INT, lambda x: x >= 1, "an integer >= 1"),
+    "prune": (_REAL, lambda x: math.isfinite(x) and x >= 0, "a finite number >= 0"),
+    "use_all_chips": (bool, None, "True or False"),
+    "seeded": (bool, None, "True or False"),
+    "t_start": (_REAL, lambda x: math.isfinite(x) and x >= 0, "a finite number >= 0"),
+    "t_end": (_REAL, lambda x: math.isfinite(x) and x >= 0, "a finite number >= 0"),
+    "p_swap": (_REAL, lambda x: 0 <= x <= 1, "a probability"),
+    "p_perm": (_REAL, lambda x: 0 <= x <= 1, "a probability"),
+    "elite": (_REAL, lambda x: 0 < x < 1, "in (0, 1)"),
+    "mutants": (_REAL, lambda x: 0 <= x < 1, "in [0, 1)"),
+    "rho": (_REAL, lambda x: 0 < x < 1, "in (0, 1)"),
+}
+
+
+def _checked(name: str, **options) -> None:
+    check_options(name, options, {k: _SPEC[k] for k in options})
+
+
+def _budget_ok(budget) -> float:
+    if isinstance(budget, bool) or not isinstance(budget, numbers.Real) or \
+            not math.isfinite(budget) or budget <= 0:
+        raise ValueError(f"budget must be a positive number of evaluations, got {budget!r}")
+    return float(budget)
 
 
 @dataclass
 class SearchResult:
-    """Best valid assignment found, its bottleneck and the best-so-far trace."""
+    """Best valid assignment found, its bottleneck and the best-so-far trace.
+
+    ``evaluations`` is the charged cost-model work (in full evaluations);
+    ``trace_evals``/``trace_best`` the best bottleneck after that much work."""
 
     chip: np.ndarray | None
     bottleneck: float
-    evaluations: int
+    evaluations: float
     method: str
     wall_time: float = 0.0
-    trace_evals: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    trace_evals: np.ndarray = field(default_factory=lambda: np.zeros(0))
     trace_best: np.ndarray = field(default_factory=lambda: np.zeros(0))
     stats: dict = field(default_factory=dict)
 
@@ -51,79 +118,203 @@ class SearchResult:
         hit = np.flatnonzero(self.trace_best <= bottleneck * (1 + 1e-9))
         return float(self.trace_evals[hit[0]]) if hit.size else math.inf
 
+    def best_at(self, evals: float) -> float:
+        """Best bottleneck within the first ``evals`` evaluations (inf before the first)."""
+        i = np.searchsorted(self.trace_evals, evals * (1 + 1e-12), side="right") - 1
+        return float(self.trace_best[i]) if i >= 0 else math.inf
 
-def random_search(problem: MCMProblem, budget: int = 1000, *, seed: int = 0,
-                  batch: int = 64, use_all_chips: bool = False) -> SearchResult:
-    """Best of ``budget`` uniformly random proposals after greedy repair. O(budget (n + m) C)."""
+
+class Tracker:
+    """Best-so-far bookkeeping for a search charged in evaluations."""
+
+    def __init__(self):
+        self.spent = 0.0
+        self.best = math.inf
+        self.best_chip = None
+        self.evals: list = []
+        self.trace: list = []
+
+    def add(self, chips: np.ndarray, values: np.ndarray, costs: np.ndarray) -> None:
+        """Record a batch in order: row b cost ``costs[b]`` evaluations and scored ``values[b]``."""
+        for b in range(len(values)):
+            self.spent += float(costs[b])
+            if values[b] < self.best:
+                self.best, self.best_chip = float(values[b]), chips[b].copy()
+            self.evals.append(self.spent)
+            self.trace.append(self.best)
+
+    def result(self, method: str, t0: float, **stats) -> SearchResult:
+        return SearchResult(self.best_chip, self.best, self.spent, method,
+                            time.perf_counter() - t0, np.asarray(self.evals, dtype=float),
+                            np.asarray(self.trace, dtype=float), stats)
+
+
+def _keys_from_order(order: np.ndarray, q: int) -> np.ndarray:
+    keys = np.empty(q)
+    keys[order] = (np.arange(q) + 0.5) / q
+    return keys
+
+
+def random_search(problem: MCMProblem, budget: float = 1000, *, seed: int = 0,
+                  decoder: str = "cut", batch: int = 16, use_all_chips: bool = False,
+                  prune: float = 0.02) -> SearchResult:
+    """Best of random valid partitions until ``budget`` evaluations are spent.
+
+    ``decoder``: ``"cut"`` (random order + random path, rate-weighted work cut: one
+    evaluation each), ``"dp"`` (the same orders sliced optimally; decodes that cannot
+    beat ``(1 + prune) * best`` keep their cut), or ``"repair"`` (uniform random chip
+    per node + greedy repair: one evaluation each)."""
+    budget = _budget_ok(budget)
+    _checked("random_search", seed=seed, batch=batch, use_all_chips=use_all_chips, prune=prune)
+    if decoder not in ("cut", "dp", "repair"):
+        raise ValueError(f"decoder must be 'cut', 'dp' or 'repair', got {decoder!r}")
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    n, C = problem.graph.n, problem.C
-    best, best_chip = math.inf, None
-    evals, trace = [], []
-    done = 0
-    while done < budget:
-        b = min(batch, budget - done)
-        props = rng.integers(0, C, size=(b, n), dtype=np.int32)
-        chips, ok, _ = greedy_repair_batch(problem, props, use_all_chips)
-        bott, valid = problem.evaluate(chips)
-        bott = np.where(valid & ok, bott, np.inf)
-        run = np.minimum.accumulate(bott)
-        i = int(np.argmin(bott))
-        if bott[i] < best:
-            best, best_chip = float(bott[i]), chips[i].copy()
-        evals.append(done + 1 + np.arange(b))
-        trace.append(np.minimum(run, trace[-1][-1] if trace else np.inf))
-        done += b
-    return SearchResult(best_chip, best, done, "random", time.perf_counter() - t0,
-                        np.concatenate(evals), np.concatenate(trace))
+    tr = Tracker()
+    q, C = problem.quotient.n, problem.C
+    while tr.spent < budget:
+        if decoder == "repair":
+            from .repair import greedy_repair_batch
+
+            props = rng.integers(0, problem.C, size=(batch, problem.graph.n), dtype=np.int32)
+            chips, ok, _ = greedy_repair_batch(problem, props, use_all_chips)
+            val, valid = problem.evaluate(chips)
+            val = np.where(ok & valid, val, np.inf)
+            cost = np.ones(batch)
+        else:
+            ub = tr.best * (1 + prune) if decoder == "dp" else math.inf
+            perms = problem.perms_from_keys(rng.random((batch, C)))
+            chips, val, cost = problem.decode(rng.random((batch, q)), perms,
+                                              dp=decoder == "dp", ub=ub,
+                                              use_all_chips=use_all_chips)
+        keep = np.cumsum(cost) - cost < budget - tr.spent  # rows started within the budget
+        tr.add(chips[keep], val[keep], cost[keep])
+    return tr.result(f"random-{decoder}", t0)
 
 
-def anneal(problem: MCMProblem, budget: int = 1000, *, seed: int = 0, init=None,
-           use_all_chips: bool = False, t_start: float = 0.05, t_end: float = 1e-4,
+def _cut_start(problem: MCMProblem, use_all_chips: bool):
+    """Rate-weighted work cut of the BFS order along the first path (one evaluation)."""
+    keys = _keys_from_order(problem.qtopo, problem.quotient.n)
+    chips, val, cost = problem.decode(keys[None], problem.paths[:1], dp=False,
+                                      use_all_chips=use_all_chips)
+    return chips[0], float(val[0]), float(cost[0])
+
+
+def anneal(problem: MCMProblem, budget: float = 1000, *, seed: int = 0, init=None,
+           perm=None, use_all_chips: bool = False, t_start: float = 0.05,
+           t_end: float = 1e-4, p_swap: float = 0.2, p_perm: float = 0.02,
            trace_points: int = 200) -> SearchResult:
-    """Simulated annealing for ``budget`` evaluated moves (each one cost evaluation).
+    """Simulated annealing until ``budget`` evaluations of cost-model work are spent.
 
-    Starts from ``init`` (a valid assignment) or the greedy repair of the
-    work-balanced split; temperatures are relative to the start bottleneck. Moves
-    shift a colocation class to an adjacent chip when all constraints stay met.
-    """
+    Starts from ``init`` (a valid assignment; ``perm`` its chip path, derived when
+    omitted) or the rate-weighted cut of the BFS order. Moves: shift a class to the
+    adjacent stage, swap classes of adjacent stages (``p_swap``), exchange two chips'
+    contents (free order only, ``p_perm``). Temperatures are relative to the start
+    bottleneck and cool geometrically with the work spent."""
+    budget = _budget_ok(budget)
+    _checked("anneal", seed=seed, use_all_chips=use_all_chips, t_start=t_start, t_end=t_end,
+             p_swap=p_swap, p_perm=p_perm, trace_points=trace_points)
+    if not (0 <= p_swap and 0 <= p_perm and p_swap + p_perm <= 1):
+        raise ValueError("anneal: need p_swap, p_perm >= 0 and p_swap + p_perm <= 1")
     t0 = time.perf_counter()
+    spent0 = 0.0
     if init is None:
-        rep = greedy_repair(problem, problem.reference_chips, use_all_chips=use_all_chips)
-        if not rep.success:
-            return SearchResult(None, math.inf, 0, "anneal", time.perf_counter() - t0,
-                                stats={"message": "no valid start: " + rep.message})
-        init = rep.chip
+        init, b0, spent0 = _cut_start(problem, use_all_chips)
+        if not math.isfinite(b0):
+            return SearchResult(None, math.inf, spent0, "anneal", time.perf_counter() - t0,
+                                stats={"message": "no valid start (SRAM)"})
     chip = np.ascontiguousarray(init, dtype=np.int32).copy()
-    if problem.violations(chip):
-        raise ValueError("anneal: init is not valid: " + "; ".join(problem.violations(chip)))
+    bad = problem.violations(chip)
+    if bad:
+        raise ValueError("anneal: init is not valid: " + "; ".join(bad))
+    perm = problem.chip_order(chip) if perm is None else np.asarray(perm, dtype=np.int32)
+    if not problem.free_order:
+        perm = np.arange(problem.C, dtype=np.int32)
+    perm = np.ascontiguousarray(perm, dtype=np.int32).copy()
     b0 = float(problem.evaluate(chip)[0][0])
-    g, q, con = problem.graph, problem.quotient, problem.contraction
-    best_chip = chip.copy()
-    T = max(1, min(trace_points, budget))
+    best_chip, best_perm = chip.copy(), perm.copy()
+    T = max(1, int(trace_points))
     trace = np.full(T, b0)
-    best, accepted, evaluated = _mcm.anneal(
-        g.succ_ptr, g.succ_idx, g.pred_ptr, g.pred_idx, g.work, g.comm,
-        con.member_ptr, con.member_idx, q.succ_ptr, q.succ_idx, q.pred_ptr, q.pred_idx,
-        np.ascontiguousarray(q.mem), problem.inv_rate, problem.inv_bw, problem.lathops,
-        problem.sram, bool(use_all_chips), chip, best_chip, int(budget),
-        t_start * b0, t_end * b0, int(seed) & 0xFFFFFFFFFFFF, trace)
-    evals = ((np.arange(T) + 1) * budget) // T
+    left = max(budget - spent0, 0.0)
+    best, accepted, moves, steps = problem.kernel.anneal(
+        chip, perm, best_chip, best_perm, left * problem.unit, t_start * b0, t_end * b0,
+        int(seed) & 0xFFFFFFFFFFFF, float(p_swap), float(p_perm), bool(use_all_chips), trace)
+    evals = spent0 + (np.arange(1, T + 1) / T) * left
     bott = float(problem.evaluate(best_chip)[0][0])
-    return SearchResult(best_chip, bott, int(evaluated), "anneal", time.perf_counter() - t0,
-                        evals.astype(np.int64), trace, {"accepted": int(accepted), "start": b0})
+    return SearchResult(best_chip, bott, spent0 + steps / problem.unit, "anneal",
+                        time.perf_counter() - t0, evals, np.minimum(trace, b0),
+                        {"accepted": int(accepted), "moves": int(moves), "start": b0,
+                         "perm": best_perm.tolist()})
+
+
+def brkga(problem: MCMProblem, budget: float = 1000, *, seed: int = 0, population: int = 64,
+          elite: float = 0.2, mutants: float = 0.15, rho: float = 0.7, seeded: bool = True,
+          prune: float = 0.02, use_all_chips: bool = False) -> SearchResult:
+    """SliceGraph on the MCM model until ``budget`` evaluations are spent.
+
+    A chromosome is one key per colocation class plus one chip-path key; it decodes to
+    Kahn's smallest-key order, sliced optimally onto the path's chips by the MCM DP
+    (:meth:`MCMProblem.decode`); a child that cannot beat ``(1 + prune) * best`` keeps
+    its cut value (cheaper decodes: the pruning SliceGraph itself uses on large graphs).
+    Defaults and seeding (BFS, DFS, critical-path, ASAP, ALAP orders) follow
+    :func:`pipecore.algorithms.slicegraph.solve_slicegraph`."""
+    from ..algorithms.slicegraph import seed_orders
+
+    budget = _budget_ok(budget)
+    _checked("brkga", seed=seed, population=population, elite=elite, mutants=mutants, rho=rho,
+             seeded=seeded, prune=prune, use_all_chips=use_all_chips)
+    if population < 2 or not (0 < elite < 1 and 0 <= mutants < 1 and elite + mutants < 1
+                              and 0 < rho < 1):
+        raise ValueError("brkga: need population >= 2, 0 < elite, 0 <= mutants, "
+                         "elite + mutants < 1, 0 < rho < 1")
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    q, C, P = problem.quotient.n, problem.C, int(population)
+    n_elite, n_mut = max(1, round(elite * P)), round(mutants * P)
+    tr = Tracker()
+    pop = rng.random((P, q + C))
+    if seeded:  # seed orders on the first candidate path
+        for i, order in enumerate(seed_orders(problem.contraction).values()):
+            if i < P:
+                pop[i, :q] = _keys_from_order(order, q)
+                pop[i, q:] = _keys_from_order(problem.paths[0], C)
+
+    def fitness(keys):
+        ub = tr.best * (1 + prune)
+        perms = problem.perms_from_keys(keys[:, q:])
+        chips, val, cost = problem.decode(np.ascontiguousarray(keys[:, :q]), perms, ub=ub,
+                                          use_all_chips=use_all_chips)
+        keep = np.cumsum(cost) - cost < budget - tr.spent
+        tr.add(chips[keep], val[keep], cost[keep])
+        return np.where(keep, val, np.inf)
+
+    fit = np.concatenate([fitness(pop[i:i + 8]) for i in range(0, P, 8)])
+    gens = 0
+    while tr.spent < budget:
+        rank = np.argsort(fit, kind="stable")
+        pop, fit = pop[rank], fit[rank]
+        n_child = P - n_elite - n_mut
+        ea, nb = rng.integers(0, n_elite, n_child), rng.integers(n_elite, P, n_child)
+        take = rng.random((n_child, q + C)) < rho
+        kids = np.concatenate([np.where(take, pop[ea], pop[nb]), rng.random((n_mut, q + C))])
+        pop = np.concatenate([pop[:n_elite], kids])
+        fit = np.concatenate([fit[:n_elite], fitness(kids)])
+        gens += 1
+    return tr.result("slicegraph-mcm", t0, generations=gens)
 
 
 def slicegraph(problem: MCMProblem, *, time_limit: float = 10.0, seed: int = 0,
                **options) -> SearchResult:
     """pipecore's SliceGraph on the plain pipeline cost, scored under the MCM model.
 
-    Uses k = C stages and the smallest chip SRAM as memory cap; the partition is
-    then evaluated (and, if the MCM model disagrees on validity, greedily repaired).
-    Raises ``ValueError`` when the slicegraph method is not installed.
+    Uses k = C stages and the smallest chip SRAM as memory cap; stage s runs on chip
+    ``paths[0][s]``; the partition is then evaluated (and greedily repaired if the MCM
+    model disagrees on validity). Not held to an evaluation budget (time-limited).
     """
     from ..solver import solve
 
+    if not (isinstance(time_limit, numbers.Real) and time_limit > 0):
+        raise ValueError(f"slicegraph: time_limit must be > 0 seconds, got {time_limit!r}")
     t0 = time.perf_counter()
     cap = float(problem.sram.min())
     res = solve(problem.graph, problem.C, method="slicegraph",
@@ -132,10 +323,11 @@ def slicegraph(problem: MCMProblem, *, time_limit: float = 10.0, seed: int = 0,
     if res.partition is None:
         return SearchResult(None, math.inf, 0, "slicegraph", time.perf_counter() - t0,
                             stats={"message": res.message, "status": res.quality.value})
-    chip = np.ascontiguousarray(res.partition.stage, dtype=np.int32)
+    chip = np.ascontiguousarray(problem.paths[0][np.asarray(res.partition.stage)], dtype=np.int32)
     if problem.violations(chip):
-        rep = greedy_repair(problem, chip)
-        chip = rep.chip
+        from .repair import greedy_repair
+
+        chip = greedy_repair(problem, chip).chip
     bott = float(problem.evaluate(chip)[0][0]) if chip is not None else math.inf
     return SearchResult(chip, bott, 0, "slicegraph", time.perf_counter() - t0,
                         stats={"pipeline_bottleneck": res.upper_bound, "status": res.quality.value})

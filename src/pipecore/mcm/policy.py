@@ -33,8 +33,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
 
 from .costmodel import MCMProblem
 
-__all__ = ["N_FEATURES", "node_features", "GraphTensors", "ChipPolicy", "save_checkpoint",
-           "load_checkpoint"]
+__all__ = ["N_FEATURES", "node_features", "chip_features", "graph_profile", "GraphTensors",
+           "ChipPolicy", "KeyPolicy",
+           "make_policy", "save_checkpoint", "load_checkpoint"]
 
 N_FEATURES = 11
 CW_FEATURE = 8  # index of the cumulative-work position in node_features
@@ -95,6 +96,8 @@ class GraphTensors:
         self.succ_mean = torch.sparse_coo_tensor(
             torch.stack([src, dst]), torch.from_numpy(1.0 / outdeg[g.src]), (n, n),
             check_invariants=True).coalesce()
+        self.chips = torch.from_numpy(chip_features(problem.config))
+        self.profile = torch.from_numpy(graph_profile(problem))
 
 
 class ChipPolicy(nn.Module):
@@ -162,7 +165,7 @@ class ChipPolicy(nn.Module):
         return torch.distributions.Categorical(logits=self.forward(t))
 
 
-def save_checkpoint(path, policy: ChipPolicy, *, optimizer=None, extra: dict | None = None) -> None:
+def save_checkpoint(path, policy: nn.Module, *, optimizer=None, extra: dict | None = None) -> None:
     """Write the policy (hyper-parameters + weights), optionally the optimizer and metadata."""
     state = {"format": CHECKPOINT_FORMAT, "hparams": dict(policy.hparams),
              "state_dict": policy.state_dict(), "extra": dict(extra or {})}
@@ -171,13 +174,129 @@ def save_checkpoint(path, policy: ChipPolicy, *, optimizer=None, extra: dict | N
     torch.save(state, path)
 
 
-def load_checkpoint(path, *, optimizer=None) -> tuple[ChipPolicy, dict]:
+def load_checkpoint(path, *, optimizer=None) -> tuple[nn.Module, dict]:
     """Rebuild a policy from :func:`save_checkpoint`; returns (policy, extra metadata)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a pipecore MCM policy checkpoint")
-    policy = ChipPolicy(**state["hparams"])
+    policy = make_policy(state["hparams"])
     policy.load_state_dict(state["state_dict"])
     if optimizer is not None and "optimizer" in state:
         optimizer.load_state_dict(state["optimizer"])
     return policy, state["extra"]
+
+
+N_CHIP_FEATURES = 7
+
+
+def chip_features(config) -> np.ndarray:
+    """(C, 7) float32 chip features: rate / max rate, min rate / rate, SRAM / max SRAM
+    (1 when unlimited), mesh row and column (scaled to [0, 1]), mean hop distance to the
+    other chips (by the max), position along the first candidate path (scaled)."""
+    C = config.n_chips
+    rate = config.rate
+    sram = config.sram_cap
+    fin = np.isfinite(sram)
+    sram_f = np.where(fin, sram / (sram[fin].max() if fin.any() else 1.0), 1.0)
+    xy = config.coords().astype(np.float64)
+    span = np.maximum(xy.max(axis=0), 1.0)
+    hops = config.hops().astype(np.float64)
+    mh = hops.mean(axis=1)
+    pos = np.empty(C)
+    pos[config.paths()[0]] = np.arange(C) / max(C - 1, 1)
+    feats = np.stack([rate / rate.max(), rate.min() / rate, sram_f, xy[:, 0] / span[0],
+                      xy[:, 1] / span[1], mh / max(mh.max(), 1e-12), pos], axis=1)
+    return feats.astype(np.float32)
+
+
+N_GRAPH_BINS = 8
+
+
+def graph_profile(problem: MCMProblem) -> np.ndarray:
+    """(16,) float32: shares of the total work and of the total memory in each eighth of
+    the topological order (by rank): where along a pipeline the graph is heavy, which
+    decides whether fast chips should come early or late. O(n)."""
+    g = problem.graph
+    rank = np.empty(g.n)
+    rank[g.topological_order()] = np.arange(g.n) / max(g.n, 1)
+    b = np.minimum((rank * N_GRAPH_BINS).astype(int), N_GRAPH_BINS - 1)
+    out = []
+    for x in (g.work, g.mem):
+        tot = float(x.sum())
+        h = np.bincount(b, weights=x, minlength=N_GRAPH_BINS)
+        out.append(h / tot if tot > 0 else np.full(N_GRAPH_BINS, 1.0 / N_GRAPH_BINS))
+    return np.concatenate(out).astype(np.float32)
+
+
+class KeyPolicy(nn.Module):
+    """GNN + attention policy emitting a *priority key* per node and per chip.
+
+    The same trunk as :class:`ChipPolicy` (MLP embedding, ``rounds`` of predecessor /
+    successor message passing, one self-attention layer). Heads: a key mean per node
+    ``mu_v = rank_v + 0.1 delta_v`` (``rank_v`` = the node's topological position
+    feature, ``delta_v`` learned and initialised to 0, so the untrained policy proposes
+    BFS-like orders); a key mean per chip ``nu_c = pos_c + eps_c`` from the chip's
+    features (:func:`chip_features`) and the mean-pooled graph embedding (``pos_c`` =
+    its position on the package's first candidate path, so the untrained policy
+    proposes that path); the chip head also sees the graph's work / memory profile along
+    its topological order (:func:`graph_profile`); learned log spreads for node keys and
+    chip keys. Keys decode by
+    Kahn's smallest-key-first order, chips by increasing key, and the MCM slicing DP
+    (:meth:`pipecore.mcm.MCMProblem.decode`): every sample is a valid partition, no
+    repair. Size-agnostic in the graph and in the package (any C).
+    """
+
+    def __init__(self, hidden: int = 64, rounds: int = 3, heads: int = 4,
+                 sigma: float = 0.02, chip_sigma: float = 0.3):
+        super().__init__()
+        if not (sigma > 0 and chip_sigma > 0):
+            raise ValueError(f"sigma and chip_sigma must be > 0, got {sigma!r}, {chip_sigma!r}")
+        self.hparams: dict[str, Any] = dict(hidden=int(hidden), rounds=int(rounds),
+                                            heads=int(heads), sigma=float(sigma),
+                                            chip_sigma=float(chip_sigma), kind="keys")
+        d = hidden
+        self.embed = nn.Sequential(nn.Linear(N_FEATURES, d), nn.ReLU(), nn.Linear(d, d))
+        self.mp = nn.ModuleList([nn.Linear(3 * d, d) for _ in range(rounds)])
+        self.mp_norm = nn.ModuleList([nn.LayerNorm(d) for _ in range(rounds)])
+        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.attn_norm = nn.LayerNorm(d)
+        self.ff = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
+        self.ff_norm = nn.LayerNorm(d)
+        self.key = nn.Linear(d, 1)
+        self.chip_embed = nn.Sequential(nn.Linear(N_CHIP_FEATURES, d), nn.ReLU())
+        self.glob_embed = nn.Sequential(nn.Linear(2 * N_GRAPH_BINS, d), nn.ReLU())
+        self.chip_key = nn.Sequential(nn.Linear(3 * d, d), nn.ReLU(), nn.Linear(d, 1))
+        for lin in (self.key, self.chip_key[2]):
+            nn.init.zeros_(lin.weight)
+            nn.init.zeros_(lin.bias)
+        self.log_sigma = nn.Parameter(torch.tensor(float(np.log(sigma))))
+        self.log_chip_sigma = nn.Parameter(torch.tensor(float(np.log(chip_sigma))))
+
+    def forward(self, t: GraphTensors):
+        """(node key means (n,), log sigma, chip key means (C,), chip log sigma)."""
+        h = self.embed(t.x)
+        for lin, norm in zip(self.mp, self.mp_norm):
+            agg = torch.cat([h, torch.sparse.mm(t.pred_mean, h), torch.sparse.mm(t.succ_mean, h)],
+                            dim=1)
+            h = norm(h + torch.relu(lin(agg)))
+        a, _ = self.attn(h[None], h[None], h[None], need_weights=False)
+        h = self.attn_norm(h + a[0])
+        h = self.ff_norm(h + self.ff(h))
+        mu = t.x[:, RANK_FEATURE] + 0.1 * self.key(h)[:, 0]
+        ce = self.chip_embed(t.chips)
+        g = h.mean(dim=0).expand(ce.shape[0], -1)
+        gp = self.glob_embed(t.profile).expand(ce.shape[0], -1)
+        nu = t.chips[:, CHIP_POS_FEATURE] + self.chip_key(torch.cat([ce, g, gp], dim=1))[:, 0]
+        return mu, self.log_sigma.clamp(-7.0, 0.0), nu, self.log_chip_sigma.clamp(-7.0, 0.0)
+
+
+CHIP_POS_FEATURE = 6  # index of the first-path position in chip_features
+RANK_FEATURE = 7  # index of the topological position in node_features
+
+
+def make_policy(hparams: dict) -> nn.Module:
+    """Rebuild a policy of either kind from its ``hparams``."""
+    hp = dict(hparams)
+    if hp.pop("kind", "chips") == "keys":
+        return KeyPolicy(**hp)
+    return ChipPolicy(**hp)

@@ -9,7 +9,10 @@ the valid partition minimising a per-(node, chip) cost:
   chip distribution ``p`` (the most likely valid partition);
 
 subject to forward data flow along the chip order, SRAM per chip and, optionally,
-every chip used. Two solvers:
+every chip used. With a free chip order (``MCMConfig(order="free")``) the chip order
+is first chosen from the proposal (chips sorted by the mean topological rank of the
+ops proposed for them, unused chips last) and the repair is exact *for that order*:
+the program below runs on stage positions with costs and SRAM permuted. Two solvers:
 
 - **exact** (``method="mip"``): a 0/1 program on the colocation quotient with
   "prefix" variables ``y[q, c] = [chip(q) <= c]`` (so a forward edge u -> v is the
@@ -106,15 +109,47 @@ def _proposal(problem: MCMProblem, proposal) -> np.ndarray:
     return arr
 
 
-def _greedy_on_costs(problem: MCMProblem, cost: np.ndarray, use_all: bool):
-    """Native greedy repair of a (B, units, C) cost tensor -> (chips_q (B, units), status (B,))."""
+def chip_paths_for(problem: MCMProblem, proposals: np.ndarray) -> np.ndarray:
+    """(B, C) chip order per proposal: the identity for a chain package; for a free order,
+    chips by the mean topological rank of the nodes proposed for them (unused chips
+    last, in the first candidate path's order). O(B (n + C log C))."""
+    props = np.atleast_2d(proposals)
+    B, C = props.shape[0], problem.C
+    if not problem.free_order:
+        return np.tile(np.arange(C, dtype=np.int32), (B, 1))
+    rank = np.empty(problem.graph.n)
+    rank[problem.graph.topological_order()] = np.arange(problem.graph.n)
+    tie = np.empty(C)
+    tie[problem.paths[0]] = np.arange(C) / C
+    out = np.empty((B, C), dtype=np.int32)
+    for b in range(B):
+        cnt = np.bincount(props[b], minlength=C)
+        mean = np.bincount(props[b], weights=rank, minlength=C) / np.maximum(cnt, 1)
+        mean = np.where(cnt > 0, mean, np.inf)
+        out[b] = np.lexsort((tie, mean)).astype(np.int32)
+    return out
+
+
+def _greedy_on_costs(problem: MCMProblem, cost: np.ndarray, use_all: bool, perms=None):
+    """Native greedy repair of a (B, units, C) cost tensor -> (chips_q (B, units), status (B,)).
+
+    ``perms`` (B, C): chip order per row (stage position -> chip); identity if None."""
     q = problem.quotient
     B = cost.shape[0]
     out = np.empty((B, q.n), dtype=np.int32)
     status = np.empty(B, dtype=np.int8)
-    _mcm.greedy_repair_batch(q.succ_ptr, q.succ_idx, q.pred_ptr, q.pred_idx, problem.qtopo,
-                             np.ascontiguousarray(cost, dtype=np.float64),
-                             np.ascontiguousarray(q.mem), problem.sram, bool(use_all), out, status)
+    if perms is None:
+        perms = np.tile(np.arange(problem.C, dtype=np.int32), (B, 1))
+    same = bool((perms == np.arange(problem.C)).all())
+    for lo in range(0, B, 1 if not same else max(B, 1)):
+        hi = B if same else lo + 1
+        perm = perms[lo]
+        _mcm.greedy_repair_batch(q.succ_ptr, q.succ_idx, q.pred_ptr, q.pred_idx, problem.qtopo,
+                                 np.ascontiguousarray(cost[lo:hi][:, :, perm], dtype=np.float64),
+                                 np.ascontiguousarray(q.mem),
+                                 np.ascontiguousarray(problem.sram[perm]),
+                                 bool(use_all), out[lo:hi], status[lo:hi])
+        out[lo:hi] = perm[out[lo:hi]]
     return out, status
 
 
@@ -134,7 +169,7 @@ def greedy_repair_batch(problem: MCMProblem, proposals, use_all_chips: bool = Fa
     B = props.shape[0]
     cost = np.empty((B, problem.quotient.n, problem.C))
     _mcm.moves_cost(problem.node_map, problem.qsize, props, cost)
-    chips_q, status = _greedy_on_costs(problem, cost, use_all_chips)
+    chips_q, status = _greedy_on_costs(problem, cost, use_all_chips, chip_paths_for(problem, props))
     chips = problem.expand(chips_q)
     moved = (chips != props).sum(axis=1)
     return chips, status == 0, moved
@@ -146,7 +181,8 @@ def greedy_repair(problem: MCMProblem, proposal=None, *, probs=None, objective: 
     t0 = time.perf_counter()
     cost = cost_matrix(problem, proposal, probs, objective)
     prop = _reference_proposal(problem, proposal, probs)
-    chips_q, status = _greedy_on_costs(problem, cost[None], use_all_chips)
+    chips_q, status = _greedy_on_costs(problem, cost[None], use_all_chips,
+                                       chip_paths_for(problem, prop))
     code = int(status[0])
     chip = problem.expand(chips_q[0])
     if code != 0:
@@ -163,7 +199,7 @@ def _reference_proposal(problem, proposal, probs) -> np.ndarray:
     return np.asarray(probs).argmax(axis=1).astype(np.int32)
 
 
-def build_repair_mip(problem: MCMProblem, cost: np.ndarray, use_all_chips: bool):
+def build_repair_mip(problem: MCMProblem, cost: np.ndarray, use_all_chips: bool, sram=None):
     """The exact repair program on the quotient (see module docstring).
 
     Variables ``y[q, c]`` for ``c < C-1`` (``y[q, C-1] = 1``), chip(q) = c where y
@@ -220,7 +256,7 @@ def build_repair_mip(problem: MCMProblem, cost: np.ndarray, use_all_chips: bool)
             lo.append([lower[c] - shift]), hi.append([upper[c] - shift])
             r0 += 1
 
-    cap = problem.sram
+    cap = problem.sram if sram is None else np.asarray(sram, dtype=np.float64)
     if np.isfinite(cap).any():
         upper = np.where(np.isfinite(cap), cap * (1 + 1e-12), np.inf)
         chip_rows(np.asarray(q.mem, dtype=np.float64), np.full(C, -np.inf), upper)
@@ -309,10 +345,13 @@ def repair(problem: MCMProblem, proposal=None, *, probs=None, objective: str = "
         return RepairResult(chip, "optimal", "mip", int((chip != prop).sum()),
                             float(cost[:, 0].sum()), float(cost[:, 0].sum()),
                             time.perf_counter() - t0)
-    obj, A, rl, ru, const = build_repair_mip(problem, cost, use_all_chips)
+    perm = chip_paths_for(problem, prop)[0]
+    ipos = np.argsort(perm)
+    obj, A, rl, ru, const = build_repair_mip(problem, cost[:, perm], use_all_chips,
+                                             sram=problem.sram[perm])
     warm = None
     if greedy.success:
-        qchip = greedy.chip[problem.rep]
+        qchip = ipos[greedy.chip[problem.rep]]
         warm = (qchip[:, None] <= np.arange(C - 1)[None, :]).astype(np.float64).ravel()
     try:
         status, x, val, bound, used, msg = _solve_binary(obj, A, rl, ru, time_limit, warm, backend)
@@ -327,7 +366,7 @@ def repair(problem: MCMProblem, proposal=None, *, probs=None, objective: str = "
                             message="no valid partition exists (proven by the MIP)")
     if x is not None and status in ("optimal", "time_limit"):
         y = np.asarray(x).reshape(nq, C - 1)
-        chip_q = (C - 1 - np.rint(y).sum(axis=1)).astype(np.int32)
+        chip_q = perm[(C - 1 - np.rint(y).sum(axis=1)).astype(np.int32)]
         chip = problem.expand(chip_q)
         if not problem.violations(chip):
             val = float(cost[np.arange(nq), chip_q].sum())
