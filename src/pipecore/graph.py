@@ -13,6 +13,7 @@ from typing import Any, Hashable, Mapping, Sequence
 
 import numpy as np
 
+from ._arrays import unique_sorted
 from . import errors
 
 from ._validate import INT32_MAX, as_float_array, as_int, as_int_array
@@ -160,7 +161,7 @@ class Graph:
             i = int(np.flatnonzero(loops)[0])
             label = names[int(src[i])] if names is not None else int(src[i])
             raise errors.SelfLoopError(f"self-loop on node {label!r} (edge {i})")
-        key = np.unique(src * n + dst)  # merge parallel edges, sort by (src, dst)
+        key = unique_sorted(src * n + dst)  # merge parallel edges, sort by (src, dst)
         self.src = (key // n).astype(_INT)
         self.dst = (key % n).astype(_INT)
         self.src.flags.writeable = False
@@ -418,7 +419,7 @@ class Graph:
         src.append(ma[keep].astype(_INT))
         dst.append(mc[keep].astype(_INT))
         s, d = np.concatenate(src).astype(np.int64), np.concatenate(dst).astype(np.int64)
-        key = np.unique(s * self.n + d)
+        key = unique_sorted(s * self.n + d)
         ps, pd = (key // self.n).astype(_INT), (key % self.n).astype(_INT)
         ps.flags.writeable = False
         pd.flags.writeable = False

@@ -342,10 +342,11 @@ class _Run:
 
         cap = min(AUTO_MAX_IDEALS, ideal_opts.get("max_ideals") or AUTO_MAX_IDEALS)
         started = clock()
-        n = count_ideals(self.problem, cap=cap)
-        self.stats["ideals_counted"] = n if n <= cap else f"> {cap}"
+        n = count_ideals(self.problem, cap=cap,
+                         deadline=self.budget.until(self.plan["exact"]).deadline)
+        self.stats["ideals_counted"] = n if 0 <= n <= cap else f"> {cap}" if n > cap else "?"
         self.record("count_ideals", started, Termination.COMPLETED, detail={"ideals": n})
-        return n > cap
+        return n > cap or n < 0
 
     def _fallback(self, method: str, fallback: str) -> None:
         """Hand over once to ``fallback`` when an exact method stopped at a cap."""

@@ -21,6 +21,8 @@ ideals is ever stored; the per-pair memory is zero and the DFS stack is O(q).
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport malloc, free
 
+from pipecore._native._clock cimport now
+
 cdef double INF = float("inf")
 
 
@@ -57,8 +59,9 @@ cdef int64_t _enum(int32_t q, int32_t words,
                    const double* qwork, const double* qmem, const uint64_t* zob,
                    uint64_t* bits, uint64_t* avail_out, int32_t* size,
                    double* iw, double* im, uint64_t* ih, int32_t* fcount,
-                   int64_t* trans_total) noexcept nogil:
-    """Canonical DFS over the ideals; returns their number (stops after cap + 1)."""
+                   int64_t* trans_total, double deadline) noexcept nogil:
+    """Canonical DFS over the ideals; returns their number (stops after cap + 1), or -1
+    when the clock passes ``deadline`` (checked about every 2^20 words of bitset work)."""
     cdef int32_t* missing = <int32_t*>malloc(max(q, 1) * sizeof(int32_t))
     cdef int32_t* vst = <int32_t*>malloc((q + 1) * sizeof(int32_t))
     cdef double* wst = <double*>malloc((q + 1) * sizeof(double))
@@ -68,6 +71,10 @@ cdef int64_t _enum(int32_t q, int32_t words,
     cdef uint64_t* avail = <uint64_t*>malloc(max(words, 1) * sizeof(uint64_t))
     cdef int32_t i, d, v, s, w, e, nxt
     cdef int64_t count = 0, trans = 0, fc
+    cdef int64_t check_mask = 1
+    while check_mask * (words + 8) < (1 << 20):
+        check_mask <<= 1
+    check_mask -= 1
     for i in range(q):
         missing[i] = indeg[i]
     for w in range(words):
@@ -99,6 +106,9 @@ cdef int64_t _enum(int32_t q, int32_t words,
             fcount[count] = <int32_t>fc
         count += 1
         if count > cap:
+            break
+        if (count & check_mask) == 0 and now() > deadline:
+            count = -1
             break
         # ---- find the next node to add: first available index > last at this depth,
         # backtracking while none is left
@@ -140,8 +150,9 @@ cdef int64_t _enum(int32_t q, int32_t words,
 
 
 def count_ideals(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
-                 const int32_t[::1] indeg, int64_t cap):
-    """(number of ideals, number of covering transitions), counting stops once > cap.
+                 const int32_t[::1] indeg, int64_t cap, double deadline=INF):
+    """(number of ideals, number of covering transitions), counting stops once > cap;
+    (-1, .) when the monotonic clock passes ``deadline`` first.
 
     O(N * (words + deg)) time, O(q) memory: nothing is stored.
     """
@@ -150,7 +161,8 @@ def count_ideals(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
     cdef int64_t n, trans = 0
     with nogil:
         n = _enum(q, words, &succ_ptr[0], &succ_idx[0], &indeg[0], cap, False,
-                  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, &trans)
+                  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, &trans,
+                  deadline)
     return n, trans
 
 
@@ -158,16 +170,17 @@ def enumerate_ideals(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
                      const int32_t[::1] indeg, const double[::1] qwork, const double[::1] qmem,
                      const uint64_t[::1] zob, uint64_t[:, ::1] bits, uint64_t[:, ::1] avail,
                      int32_t[::1] size, double[::1] iw, double[::1] im, uint64_t[::1] ih,
-                     int32_t[::1] fcount):
+                     int32_t[::1] fcount, double deadline=INF):
     """Fill per-ideal arrays (DFS order): member bitset, available-node bitset (the
-    ideal's frontier), size, work, mem, Zobrist hash and frontier size."""
+    ideal's frontier), size, work, mem, Zobrist hash and frontier size; returns their
+    number, or -1 when the monotonic clock passes ``deadline`` first."""
     cdef int32_t q = indeg.shape[0]
     cdef int32_t words = bits.shape[1]
     cdef int64_t cap = bits.shape[0], n, trans = 0
     with nogil:
         n = _enum(q, words, &succ_ptr[0], &succ_idx[0], &indeg[0], cap - 1, True,
                   &qwork[0], &qmem[0], &zob[0], &bits[0, 0], &avail[0, 0], &size[0],
-                  &iw[0], &im[0], &ih[0], &fcount[0], &trans)
+                  &iw[0], &im[0], &ih[0], &fcount[0], &trans, deadline)
     return n
 
 
@@ -410,7 +423,7 @@ cdef class IdealKernel:
         self.N = 0
 
     # ------------------------------------------------------------------ chain DP
-    def chain(self, const int32_t[::1] order, int32_t[::1] stage_out):
+    def chain(self, const int32_t[::1] order, int32_t[::1] stage_out, double deadline=INF):
         """Optimal k-slicing of one topological ``order`` of the quotient.
 
         E[b][j] = min(E[b-1][j], min_{i<j} max(E[b-1][i], f(order[i:j]))) with f
@@ -421,7 +434,8 @@ cdef class IdealKernel:
         exceed UB are cut; only strict breakpoints of E[.][i] are extended, and
         only when the rest of the order fits in the remaining stages (work <= UB,
         mem <= cap each). Writes the stage of every quotient node and returns the
-        bottleneck (inf if no slicing meets the cap or beats ``self.ub``).
+        bottleneck (inf if no slicing meets the cap or beats ``self.ub``, or when the
+        monotonic clock passes ``deadline``, checked every 64 start positions).
         """
         cdef int32_t q = self.q, k = self.k, i, j, b, v, t, nact
         cdef double w, m, r, s, f, val, x, prev
@@ -451,6 +465,9 @@ cdef class IdealKernel:
                         E[b * (q + 1) + i] = E[(b - 1) * (q + 1) + i]
                         P[b * (q + 1) + i] = EMPTY
                 if i == q:
+                    break
+                if (i & 63) == 0 and now() > deadline:
+                    E[k * (q + 1) + q] = INF
                     break
                 nact = 0
                 prev = INF

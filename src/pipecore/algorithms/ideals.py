@@ -83,6 +83,7 @@ from typing import Any
 
 import numpy as np
 
+from .._arrays import unique_sorted
 from .. import errors
 from .._native import _ideals
 from .._runtime import Budget, ProgressFn, clock, no_progress
@@ -154,7 +155,7 @@ def _dominance_labels(problem: Problem) -> np.ndarray:
             q = int(label.max()) + 1
             s, d = label[graph.src], label[graph.dst]
             keep = s != d
-            key = np.unique(s[keep] * q + d[keep])
+            key = unique_sorted(s[keep] * q + d[keep])
             es, ed = key // q, key % q
             indeg = np.bincount(ed, minlength=q)
             outdeg = np.bincount(es, minlength=q)
@@ -224,16 +225,19 @@ class _Lattice:
     def expand(self, stage_q: np.ndarray) -> Partition:
         return self.problem.expand(np.asarray(stage_q, dtype=np.int32)[self.qof])
 
-    def count(self, cap: int) -> tuple[int, int]:
-        return _ideals.count_ideals(self.qsucc_ptr, self.qsucc_idx, self.qindeg, int(cap))
+    def count(self, cap: int, deadline: float = math.inf) -> tuple[int, int]:
+        """(ideals, transitions), counting stops once > cap; (-1, .) past ``deadline``."""
+        return _ideals.count_ideals(self.qsucc_ptr, self.qsucc_idx, self.qindeg, int(cap),
+                                    deadline)
 
     def class_members(self, c: int) -> np.ndarray:
         return self.midx[self.mptr[c]:self.mptr[c + 1]]
 
 
 def count_ideals(problem: Problem | Graph, cap: int = DEFAULT_MAX_IDEALS,
-                 reduce: bool = True) -> int:
-    """Number of ideals the exact solver would enumerate (counting stops once > ``cap``).
+                 reduce: bool = True, deadline: float = math.inf) -> int:
+    """Number of ideals the exact solver would enumerate (counting stops once > ``cap``;
+    -1 when the monotonic clock passes ``deadline`` first).
 
     O(N * (q/64 + deg)) time and O(q) memory. Useful to decide up front whether the
     exact solver is affordable.
@@ -246,7 +250,7 @@ def count_ideals(problem: Problem | Graph, cap: int = DEFAULT_MAX_IDEALS,
     """
     if isinstance(problem, Graph):
         problem = Problem(problem, 1)
-    return _Lattice(problem, reduce).count(cap)[0]
+    return _Lattice(problem, reduce).count(cap, deadline)[0]
 
 
 def _splitmix64(n: int, seed: int) -> np.ndarray:
@@ -284,9 +288,11 @@ def _orders(lat: _Lattice, seed: int | None, n_random: int) -> list[np.ndarray]:
 
 
 def _initial_upper_bound(lat: _Lattice, kern: Any, k: int, seed: int | None,
-                         n_random: int = 6) -> tuple[float, np.ndarray | None]:
+                         n_random: int = 6, deadline: float = math.inf
+                         ) -> tuple[float, np.ndarray | None]:
     """Best optimal k-slicing over a few topological orders (O(q^2 deg) each), and the
-    O(n + m) work-quantile cut of the first order (GPipe-style) as a start."""
+    O(n + m) work-quantile cut of the first order (GPipe-style) as a start; no further
+    order is sliced once the clock passes ``deadline``."""
     best, best_stage = math.inf, None
     w = lat.qwork
     if lat.total_work > 0:
@@ -298,8 +304,10 @@ def _initial_upper_bound(lat: _Lattice, kern: Any, k: int, seed: int | None,
             best, best_stage = lat.expand(seed_stage).bottleneck, seed_stage
     stage = np.zeros(lat.q, dtype=np.int32)
     for order in _orders(lat, seed, n_random):
+        if clock() > deadline and best_stage is not None:
+            break
         kern.ub = best                 # later orders only look for strictly better slicings
-        val = kern.chain(order, stage)
+        val = kern.chain(order, stage, deadline)
         if val < best:
             best, best_stage = val, stage.copy()
     kern.ub = math.inf
@@ -344,7 +352,8 @@ class _ExactDP:
         self.timings["initial_ub"] = clock() - t0
 
     def _incumbent(self, seed: int | None, warm_start: bool, given: Partition | None):
-        ub, stage_q = (_initial_upper_bound(self.lat, self.kern, self.ke, seed) if warm_start
+        ub, stage_q = (_initial_upper_bound(self.lat, self.kern, self.ke, seed,
+                                            deadline=self.budget.deadline) if warm_start
                        else (math.inf, None))
         incumbent = self.lat.expand(stage_q) if stage_q is not None else None
         if given is not None:
@@ -421,7 +430,10 @@ class _ExactDP:
         lat, ke = self.lat, self.ke
         q = lat.q
         words = (q + 63) // 64
-        n_ideals, n_trans = lat.count(self.max_ideals)
+        n_ideals, n_trans = lat.count(self.max_ideals, self.budget.deadline)
+        if n_ideals < 0:
+            raise self.capped("exact DP over ideals: time limit reached while counting the "
+                              "ideals", "time")
         if n_ideals > self.max_ideals:
             self.stats["ideals"] = f"> {self.max_ideals}"
             raise self.capped(
@@ -444,7 +456,11 @@ class _ExactDP:
         ih = np.empty(n_ideals, dtype=np.uint64)
         fcount = np.empty(n_ideals, dtype=np.int32)
         got = _ideals.enumerate_ideals(lat.qsucc_ptr, lat.qsucc_idx, lat.qindeg, lat.qwork,
-                                       lat.qmem, zob, bits, avail, size, iw, im, ih, fcount)
+                                       lat.qmem, zob, bits, avail, size, iw, im, ih, fcount,
+                                       self.budget.deadline)
+        if got < 0:
+            raise self.capped("exact DP over ideals: time limit reached while enumerating "
+                              "the ideals", "time")
         if got != n_ideals:  # pragma: no cover - internal consistency
             raise errors.SolverError(f"ideal enumeration found {got} ideals, counted {n_ideals}")
         perm = np.argsort(size, kind="stable")

@@ -13,6 +13,25 @@ from ..result import Quality, SolveResult, Termination
 
 __all__ = ["solve_mip"]
 
+#: at most this share of the budget may go to building and loading the model (neither
+#: step can be interrupted); a bigger model is not built.
+MODEL_SHARE = 0.5
+
+
+def _without_mip(problem: Problem, start: Partition | None, reason: str,
+                 budget: Budget) -> SolveResult:
+    """The warm start alone when the model is too big to build (termination capped, or
+    time_limit when only the budget is short)."""
+    term = Termination.TIME_LIMIT if budget.limited and "left" in reason else Termination.CAPPED
+    msg = f"{reason}; returned the work-balanced start without the MIP"
+    if start is None:
+        return SolveResult(None, quality=Quality.NO_SOLUTION, termination=term, method="mip",
+                           message=msg)
+    out = SolveResult(start, upper_bound=start.bottleneck, termination=term,
+                      upper_bound_source="balanced", method="mip", message=msg)
+    out.settle_quality()
+    return out
+
 
 @method("mip", (
     Option("backend", str, "auto", choices=("auto", "highs", "gurobi"), help="MIP solver"),
@@ -31,7 +50,8 @@ def solve_mip(problem: Problem, budget: Budget, *, seed: int | None = 0,
     """
     from ..bounds.certificate import CERT_TOLERANCE, quick_bound, safe_floor
     from ..bounds.mip import solve_model
-    from ..bounds.mip.formulations import PipelineInstance, exact_model, part_of_stage
+    from ..bounds.mip.formulations import (PipelineInstance, exact_model, model_size_problem,
+                                           part_of_stage)
     from .baselines import _balanced
 
     inst = PipelineInstance.build(problem)
@@ -40,6 +60,9 @@ def solve_mip(problem: Problem, budget: Budget, *, seed: int | None = 0,
     if start is not None and not problem.is_valid(start):
         start = None
     ub = start.bottleneck if start is not None else math.inf
+    too_big = model_size_problem(inst, inst.k, budget.remaining() * MODEL_SHARE)
+    if too_big:
+        return _without_mip(problem, start, too_big, budget)
     cm = exact_model(inst, t_lower=comb,
                      t_upper=ub * (1 + 1e-9) + 1e-12 if math.isfinite(ub) else math.inf)
     warm = None

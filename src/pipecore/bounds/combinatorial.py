@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._arrays import unique_sorted
 from ..graph import Graph
 
 __all__ = ["CombinatorialBound", "combinatorial_bound", "average_bound", "class_work_bound",
@@ -78,14 +79,14 @@ def neighbourhood_bound(graph: Graph, cls: np.ndarray | None = None) -> float:
     src, dst, cs, cd = src[ext], dst[ext], cs[ext], cd[ext]
     # predecessor side: distinct (u, class of consumer) pairs
     if src.size:
-        key = np.unique(src * q + cd)
+        key = unique_sorted(src * q + cd)
         if graph.is_training:  # drop (u, C) pairs where u is also a successor of C
             zkey = dst * q + cs
             key = key[~np.isin(key, zkey)]
         u, c = key // q, key % q
         pred = np.bincount(c, weights=np.minimum(work[u], comm[u]), minlength=q)
         # successor side: distinct (producer class, z) pairs
-        key = np.unique(cs * graph.n + dst)
+        key = unique_sorted(cs * graph.n + dst)
         c, z = key // graph.n, key % graph.n
         work_z = np.bincount(c, weights=work[z], minlength=q)
         # comm the class sends to each z: sum over distinct edges (u, z), u in class c

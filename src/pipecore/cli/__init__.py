@@ -9,12 +9,14 @@ appear here without changes.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import threading
 from typing import Sequence
 
 from .. import errors
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "run", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,3 +62,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `pipecore solve --json | head`
         sys.stderr.close()
         return 0
+
+
+def run() -> int:
+    """The console entry point: :func:`main`, then exit at once even if a MIP solver
+    thread that did not stop at its deadline is still winding down (it was abandoned
+    with its result; waiting for it would break the time limit the answer kept)."""
+    code = main()
+    if any(t.name == "pipecore-highs" and t.is_alive() for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

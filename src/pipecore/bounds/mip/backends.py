@@ -41,6 +41,11 @@ log = logging.getLogger("pipecore.mip")
 #: variables / constraints allowed by Gurobi's size-limited (pip) licence.
 GUROBI_SIZE_LIMIT = 2000
 _GUROBI_SIZE_LIMITED_ERRNO = 10010
+#: seconds HiGHS gets to stop after it was asked to; then the call returns without it.
+ABANDON_GRACE = 0.3
+#: nonzeros per second HiGHS loads and presolves (measured on one idle core: ~400,000 for
+#: the chain models); a MIP is not started when its deadline leaves less than that time.
+LOAD_NNZ_PER_SECOND = 400_000
 
 
 @dataclass
@@ -196,37 +201,56 @@ class HighsBackend(Backend):
             model.integrality.astype(np.int32))
         return status != highspy.HighsStatus.kError
 
-    def _run(self, h: Any, options: SolverOptions) -> bool:
+    def _run(self, h: Any, options: SolverOptions) -> str:
         """Run ``h`` in a worker thread; interrupt it (through HiGHS's public interrupt
         callbacks) at the deadline, when ``options.cancel`` is set, or on Ctrl-C in this
-        thread (re-raised once HiGHS has stopped). Returns whether it was stopped early."""
+        thread (re-raised once HiGHS has stopped). Returns "" (ran to its end), "stopped"
+        (interrupted) or "abandoned": some HiGHS steps (MIP presolve, probing, root
+        set-up) run for seconds without calling back, so when the solver has not stopped
+        :data:`ABANDON_GRACE` seconds after it was asked to, this call returns without it
+        (no result); the thread stops by itself at HiGHS's next check."""
         stop = threading.Event()
 
+        def due() -> bool:
+            return stop.is_set() or time.monotonic() > options.deadline or (
+                options.cancel is not None and options.cancel.is_set())
+
         def check(event: Any) -> None:
-            if stop.is_set() or time.monotonic() > options.deadline or (
-                    options.cancel is not None and options.cancel.is_set()):
+            if due():
                 stop.set()
                 event.interrupt()
 
         for hook in (h.cbSimplexInterrupt, h.cbIpmInterrupt, h.cbMipInterrupt):
             hook += check
-        worker = threading.Thread(target=h.run, name="pipecore-highs", daemon=True)
+        worker = threading.Thread(target=h.run, name="pipecore-highs", daemon=False)
         worker.start()
-        interrupted = False
+        interrupted, give_up = False, math.inf
         while worker.is_alive():
             try:
                 worker.join(0.05)
             except KeyboardInterrupt:
                 interrupted = True
                 stop.set()
+            if due():
+                stop.set()
+                give_up = min(give_up, time.monotonic() + ABANDON_GRACE)
+                if time.monotonic() > give_up and worker.is_alive():
+                    if interrupted:
+                        raise KeyboardInterrupt
+                    return "abandoned"
         if interrupted:
             raise KeyboardInterrupt
-        return stop.is_set()
+        return "stopped" if stop.is_set() else ""
 
     def solve(self, model: MipModel, options: SolverOptions) -> MipResult:
         import highspy
 
         t0 = time.perf_counter()
+        left = options.deadline - time.monotonic()
+        if model.A.nnz / LOAD_NNZ_PER_SECOND > left:
+            return MipResult(Termination.TIME_LIMIT, Quality.NO_SOLUTION, backend=self.name,
+                             message=f"no time to load and presolve {model.A.nnz:,} nonzeros "
+                                     f"in {max(left, 0.0):.2g} s", wall_time=0.0)
         with _quiet_stdout():
             h = highspy.Highs()
         self._configure(h, options)
@@ -243,8 +267,12 @@ class HighsBackend(Backend):
         if time.monotonic() >= options.deadline:
             return MipResult(Termination.TIME_LIMIT, Quality.NO_SOLUTION, backend=self.name,
                              message="no time left", wall_time=time.perf_counter() - t0)
-        cancelled = self._run(h, options)
-        return self._result(h, highspy, model, cancelled, t0)
+        how = self._run(h, options)
+        if how == "abandoned":
+            return MipResult(Termination.TIME_LIMIT, Quality.NO_SOLUTION, backend=self.name,
+                             message="HiGHS did not stop in time (left to stop by itself)",
+                             wall_time=time.perf_counter() - t0)
+        return self._result(h, highspy, model, how == "stopped", t0)
 
     def _result(self, h: Any, highspy: Any, model: MipModel, cancelled: bool,
                 t0: float) -> MipResult:
@@ -315,6 +343,27 @@ class GurobiBackend(Backend):
         except Exception:  # no licence, broken install
             return False
 
+    def _size_limited(self) -> bool:
+        """Whether this thread's licence is the size-limited one: a model one variable over
+        the limit is refused at once (milliseconds), so a big model is never loaded in
+        vain (loading is not interruptible). Cached with the thread's environment."""
+        import gurobipy as gp
+
+        known = getattr(self._local, "size_limited", None)
+        if known is None:
+            m = gp.Model(env=self._get_env())
+            try:
+                m.addMVar(GUROBI_SIZE_LIMIT + 1)
+                m.Params.TimeLimit = 1.0
+                m.optimize()
+                known = False
+            except gp.GurobiError as exc:
+                known = getattr(exc, "errno", None) == _GUROBI_SIZE_LIMITED_ERRNO
+            finally:
+                m.dispose()
+            self._local.size_limited = known
+        return known
+
     def _configure(self, m: Any, options: SolverOptions) -> None:
         m.Params.OutputFlag = 1 if options.verbose else 0
         limit = options.time_limit
@@ -355,6 +404,9 @@ class GurobiBackend(Backend):
         from gurobipy import GRB
 
         t0 = time.perf_counter()
+        if max(model.n_vars, model.n_rows) > GUROBI_SIZE_LIMIT and self._size_limited():
+            raise GurobiSizeLimitError(f"model with {model.n_vars} variables and "
+                                       f"{model.n_rows} rows (licence probed)")
         m = gp.Model(env=self._get_env())
         try:
             self._configure(m, options)

@@ -37,11 +37,21 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from ..._arrays import unique_sorted
 from ...problem import Problem
 from .model import MipModel
 
 __all__ = ["PipelineInstance", "ChainModel", "exact_model", "block_model", "position_model",
-           "chain_model"]
+           "chain_model", "model_nnz", "model_size_problem", "MAX_MODEL_NNZ",
+           "MODEL_NNZ_PER_SECOND"]
+
+#: no chain model beyond this many nonzeros: its arrays and the solver's copies would
+#: take gigabytes (about 60 bytes per nonzero in all), and no solver gets past its LP.
+MAX_MODEL_NNZ = 20_000_000
+#: nonzeros per second for building a chain model in numpy *and* loading it into the
+#: solver (measured on one core: about 4 million per second for each), used to skip a
+#: model that could not even be loaded in the time left. Neither step is interruptible.
+MODEL_NNZ_PER_SECOND = 2_000_000
 
 
 @dataclass
@@ -92,7 +102,7 @@ class PipelineInstance:
         w = cw[ext]
         keep = graph.comm[u] > 0
         u, w = u[keep], w[keep]
-        pkey = np.unique(u * q + w)
+        pkey = unique_sorted(u * q + w)
         pu, pw = pkey // q, pkey % q
         prod, pair_p = np.unique(pu, return_inverse=True)
         return cls_(problem=problem, k=problem.k_eff, mem_cap=problem.mem_cap, q=q, cls=cmap,
@@ -171,6 +181,31 @@ class ChainModel:
         part_c = (y < 0.5).sum(axis=1)
         part_c = np.minimum(part_c, self.P - 1)
         return part_c[self.inst.cls].astype(np.int32)
+
+
+def model_nnz(inst: PipelineInstance, P: int) -> int:
+    """Upper estimate of the nonzeros of a chain model with ``P`` parts, in O(1) (from
+    the row counts of :func:`chain_model`: monotone and precedence rows 2 each, receive
+    and send rows 5 each, cost rows 2 per class and producer, memory and symmetry rows
+    2 and 4 per class, per part)."""
+    per_part = (2 * inst.q + 2 * inst.edge_u.size + 10 * inst.pair_p.size
+                + 4 * inst.prod.size + 8 * inst.q + 4)
+    return int(P) * per_part
+
+
+def model_size_problem(inst: PipelineInstance, P: int, seconds: float = math.inf) -> str:
+    """Why a chain model with ``P`` parts should not be built ("" if it may): more than
+    :data:`MAX_MODEL_NNZ` nonzeros, or more than ``seconds`` to build and load it at
+    :data:`MODEL_NNZ_PER_SECOND`. O(1); keeps every MIP phase within its budget and
+    memory whatever the graph and k."""
+    nnz = model_nnz(inst, P)
+    if nnz > MAX_MODEL_NNZ:
+        return (f"the MIP would have ~{nnz:,} nonzeros ({inst.q:,} classes x {P:,} parts), "
+                f"over the cap of {MAX_MODEL_NNZ:,}")
+    if nnz / MODEL_NNZ_PER_SECOND > seconds:
+        return (f"the MIP (~{nnz:,} nonzeros) cannot be built and loaded in the "
+                f"{max(seconds, 0.0):.2g} s left")
+    return ""
 
 
 def chain_model(inst: PipelineInstance, P: int, groups: Sequence[tuple[Sequence[int], float]], *,
@@ -377,7 +412,7 @@ def part_of_stage(kind: str, k: int, stage_c: np.ndarray, position: int | None =
     """Map a class stage vector onto the parts of a formulation (for warm starts)."""
     stage_c = np.asarray(stage_c, dtype=np.int64)
     if kind == "exact":
-        used = np.unique(stage_c)  # compact: empty stages last (symmetry breaking)
+        used = unique_sorted(stage_c)  # compact: empty stages last (symmetry breaking)
         remap = np.zeros(k, dtype=np.int64)
         remap[used] = np.arange(used.size)
         return remap[stage_c]
