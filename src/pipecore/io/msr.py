@@ -43,6 +43,9 @@ def graph_from_dict(data: dict, source: str = "<msr>") -> Graph:
         work[i] = _nonneg(need(node, "fpgaLatency", where, source), f"{where}.fpgaLatency", source)
         mem[i] = _nonneg(node.get("size", 0.0), f"{where}.size", source)
         color = node.get("colorClass")
+        if color is not None and (isinstance(color, bool) or not isinstance(color, (int, str))):
+            raise FileFormatError(f"{source}: {where}.colorClass: expected an int or string, "
+                                  f"got {color!r}")
         if color is not None:
             group[i] = colors.setdefault(color, len(colors))
     if len(set(names)) != n:  # names must identify nodes; fall back to ids when they do not
@@ -54,10 +57,9 @@ def graph_from_dict(data: dict, source: str = "<msr>") -> Graph:
     for j, edge in enumerate(edges):
         where = f"edges[{j}]"
         a, b = need(edge, "sourceId", where, source), need(edge, "destId", where, source)
-        if a not in index:
-            raise FileFormatError(f"{source}: {where}.sourceId: unknown node id {a!r}")
-        if b not in index:
-            raise FileFormatError(f"{source}: {where}.destId: unknown node id {b!r}")
+        for key, x in (("sourceId", a), ("destId", b)):
+            if not isinstance(x, (int, str)) or isinstance(x, bool) or x not in index:
+                raise FileFormatError(f"{source}: {where}.{key}: unknown node id {x!r}")
         cost = _nonneg(edge.get("cost", 0.0), f"{where}.cost", source)
         u = index[a]
         if j and comm[u] != 0.0 and comm[u] != cost:
