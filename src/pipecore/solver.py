@@ -292,8 +292,11 @@ class _Run:
     def run_method(self, name: str, opts: dict, budget: Budget, f0: float, f1: float) -> SolveResult:
         started = clock()
         fn = get_method(name)
-        res = fn(self.problem, budget, seed=self.seed, progress=self.phase_progress(f0, f1),
-                 stop_at=self.stop_at, **opts)
+        try:
+            res = fn(self.problem, budget, seed=self.seed, progress=self.phase_progress(f0, f1),
+                     stop_at=self.stop_at, **opts)
+        except KeyboardInterrupt:  # a method without its own handler: record the phase
+            res = SolveResult(None, termination=Termination.INTERRUPTED, method=name)
         if self.offer(res.partition, name):
             pass
         self.prove(res.lower_bound, res.lower_bound_source or name)

@@ -199,9 +199,9 @@ def solve_random(problem: Problem, budget: Budget, *, seed: int | None = 0,
                     best_val, best_stage = val, stage.copy()
             if done % 64 == 0:
                 progress(budget.fraction() if budget.limited else done / samples, best_val)
-                if budget.expired():
-                    term = Termination.TIME_LIMIT
-                    break
+            if budget.expired():  # every sample: one costs ~30 ms at 200,000 nodes
+                term = Termination.TIME_LIMIT
+                break
     except KeyboardInterrupt:
         term = Termination.INTERRUPTED
     stats = {"samples": done, "rejected": rejected}

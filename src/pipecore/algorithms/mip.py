@@ -70,9 +70,14 @@ def solve_mip(problem: Problem, budget: Budget, *, seed: int | None = 0,
         from ..bounds.certificate import _compact
 
         warm = cm.warm_start(part_of_stage("exact", inst.k, inst.class_stage(_compact(start.stage))))
-    res = solve_model(cm.model, backend=backend, threads=threads, warm_start=warm,
-                      tolerance=CERT_TOLERANCE, mip_rel_gap=1e-9, mip_abs_gap=1e-10,
-                      deadline=budget.deadline)
+    try:
+        res = solve_model(cm.model, backend=backend, threads=threads, warm_start=warm,
+                          tolerance=CERT_TOLERANCE, mip_rel_gap=1e-9, mip_abs_gap=1e-10,
+                          deadline=budget.deadline)
+    except KeyboardInterrupt:  # Ctrl-C: the warm start is the best answer so far
+        out = _without_mip(problem, start, "interrupted", budget)
+        out.termination = Termination.INTERRUPTED
+        return out
     part = start
     if res.x is not None:
         cand = problem.expand(cm.decode_stage(res.x))
