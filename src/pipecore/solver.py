@@ -193,6 +193,9 @@ def solve(graph: Graph, k: int, *, method: str = "auto", mem_cap: float | None =
         run.execute(method, method_opts, cert_opts, solve_opts, polish=polish, bounds=bounds)
     except KeyboardInterrupt:
         run.termination = Termination.INTERRUPTED
+    if run.partition is None and run.termination is Termination.INTERRUPTED \
+            and not run.infeasible:  # Ctrl-C before any answer: the instant 1-D baseline
+        run.run_method("balanced", {}, Budget(1.0), 1.0, 1.0)
     result = run.result()
     result.wall_time = clock() - t0
     if result.partition is not None:

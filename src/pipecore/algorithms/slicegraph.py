@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import wait as futures_wait
 from typing import Any
 
 import numpy as np
@@ -126,6 +128,16 @@ def seed_orders(con) -> dict[str, np.ndarray]:
     return out
 
 
+def _wait(fut: Any) -> Any:
+    """``fut.result()`` in 50 ms waits: a SIGINT the OS delivered to a worker thread only
+    raises KeyboardInterrupt once the main thread runs Python code again."""
+    while True:
+        try:
+            return fut.result(timeout=0.05)
+        except FutureTimeout:
+            continue
+
+
 class _Decoder:
     """Population decoding, optionally on two threads (the kernel releases the GIL)."""
 
@@ -142,22 +154,30 @@ class _Decoder:
     def fitness(self, keys: np.ndarray, ub: float = math.inf) -> np.ndarray:
         out = np.empty(keys.shape[0])
         if keys.shape[0] < 2:
-            self.pool.submit(self.slicers[0].decode_batch, keys, out, ub).result()
+            self.running = [self.pool.submit(self.slicers[0].decode_batch, keys, out, ub)]
+            _wait(self.running[0])
             return out
         parts = np.array_split(np.arange(keys.shape[0]), len(self.slicers))
         futs = [self.pool.submit(s.decode_batch, np.ascontiguousarray(keys[p]),
                                  out[p[0]:p[-1] + 1], ub)
                 for s, p in zip(self.slicers, parts) if p.size]
+        self.running = futs
         for f in futs:
-            f.result()
+            _wait(f)
         return out
 
     def abort(self) -> None:
         """Make running native decodes stop at their next deadline check."""
         self.set_deadline(-math.inf)
+        self.aborted = True
 
     def close(self):
-        self.pool.shutdown(wait=True)
+        """Shut the pool down; after :meth:`abort` (Ctrl-C) without waiting for a decode
+        still inside a step that does not check the deadline (it ends by itself)."""
+        aborted = getattr(self, "aborted", False)
+        self.pool.shutdown(wait=not aborted, cancel_futures=True)
+        if aborted:  # give the decodes a moment to finish their current step
+            futures_wait(getattr(self, "running", []), timeout=0.3)
 
     def stats(self) -> dict:
         return {"dp_checks": int(sum(s.checks for s in self.slicers)),
