@@ -189,13 +189,7 @@ def solve(graph: Graph, k: int, *, method: str = "auto", mem_cap: float | None =
     budget = Budget(time_limit)
     method_opts, cert_opts, solve_opts = _split_options(method, options)
     run = _Run(problem, budget, seed, progress or no_progress, method)
-    try:
-        run.execute(method, method_opts, cert_opts, solve_opts, polish=polish, bounds=bounds)
-    except KeyboardInterrupt:
-        run.termination = Termination.INTERRUPTED
-    if run.partition is None and run.termination is Termination.INTERRUPTED \
-            and not run.infeasible:  # Ctrl-C before any answer: the instant 1-D baseline
-        run.run_method("balanced", {}, Budget(1.0), 1.0, 1.0)
+    run.execute_all(method, method_opts, cert_opts, solve_opts, polish=polish, bounds=bounds)
     result = run.result()
     result.wall_time = clock() - t0
     if result.partition is not None:
@@ -268,6 +262,17 @@ class _Run:
         return report
 
     # ------------------------------------------------------------------ phases
+    def execute_all(self, *args: Any, **kwargs: Any) -> None:
+        """:meth:`execute`; on Ctrl-C keep what was found, and when nothing was, add the
+        instant work-balanced baseline (milliseconds) so an answer is always returned."""
+        try:
+            self.execute(*args, **kwargs)
+        except KeyboardInterrupt:
+            self.termination = Termination.INTERRUPTED
+        if self.partition is None and self.termination is Termination.INTERRUPTED \
+                and not self.infeasible:
+            self.run_method("balanced", {}, Budget(1.0), 1.0, 1.0)
+
     def execute(self, method: str, method_opts: dict, cert_opts: dict, solve_opts: dict, *,
                 polish: bool, bounds: bool) -> None:
         from .bounds.certificate import quick_bound
