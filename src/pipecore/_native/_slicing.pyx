@@ -416,16 +416,21 @@ cdef class Slicer:
             s -= 1
             j = a
 
-    cdef int _store(self, double bound):
-        """Enumerate and store all segments with work + send <= bound. 0 if over max_store."""
+    cdef int _store(self, double bound, bint can_abort=False):
+        """Enumerate and store all segments with work + send <= bound. 0 if over max_store,
+        or (``can_abort``) when the deadline passes (checked every 1,024 ends)."""
         cdef Py_ssize_t n = self.n, total = 0, cnt, cap_left
         cdef int32_t j
         cdef double stopv
         cdef Py_ssize_t newcap
+        cdef bint late = False
         j = 0
         while j < n:
             with nogil:
                 while j < n:
+                    if can_abort and (j & 1023) == 0 and now() > self.deadline:
+                        late = True
+                        break
                     self.store_ptr[j] = total
                     if self.cut_ok[j]:
                         self.stamp += 1
@@ -438,6 +443,8 @@ cdef class Slicer:
                             break
                         total += cnt
                     j += 1
+            if late:
+                return 0
             if j < n:  # out of space: grow or give up
                 if self.store_a.shape[0] >= self.max_store:
                     return 0
@@ -466,7 +473,7 @@ cdef class Slicer:
             proven[0] = False  # out of time: the balanced cut is the answer
             self.unproven += 1
             return hi
-        stored = self._store(min(hi, ub)) == 1
+        stored = self._store(min(hi, ub), best_stage is not None) == 1
         if stored:
             self.stored_mode_calls += 1
         else:
