@@ -26,7 +26,7 @@ _NONE_WORDS = ("none", "null")
 class Option:
     """One option: ``kind`` is ``int``, ``float``, ``bool``, ``str`` or ``"seconds"``.
 
-    ``minimum``/``maximum`` bound numbers (``strict`` makes the minimum exclusive),
+    ``minimum``/``maximum`` bound numbers (``strict``/``strict_max`` make them exclusive),
     ``choices`` lists the allowed strings, ``nullable`` allows ``None`` (meaning "the
     method decides", documented in ``help``).
     """
@@ -38,6 +38,7 @@ class Option:
     minimum: float | None = None
     maximum: float | None = None
     strict: bool = False
+    strict_max: bool = False
     choices: Sequence[str] | None = None
     nullable: bool = False
 
@@ -57,7 +58,8 @@ class Option:
                           maximum=_int_or_none(self.maximum), error=InvalidOptionError)
         if self.kind in (float, "seconds"):
             return as_float(value, where, minimum=self.minimum, maximum=self.maximum,
-                            strict_minimum=self.strict, allow_inf=self.kind == "seconds",
+                            strict_minimum=self.strict, strict_maximum=self.strict_max,
+                            allow_inf=self.kind == "seconds",
                             error=InvalidOptionError)
         if self.kind is str:
             if not isinstance(value, str):
@@ -104,7 +106,8 @@ class Option:
             rng = " in {" + ", ".join(self.choices) + "}"
         elif self.minimum is not None or self.maximum is not None:
             lo = "" if self.minimum is None else f"{self.minimum:g} {'<' if self.strict else '<='} "
-            hi = "" if self.maximum is None else f" <= {self.maximum:g}"
+            hi = "" if self.maximum is None else \
+                f" {'<' if self.strict_max else '<='} {self.maximum:g}"
             rng = f" ({lo}x{hi})"
         return f"{self.name} ({kind}{rng}, default {self.default!r}): {self.help}"
 
