@@ -205,6 +205,17 @@ class Graph:
         the endpoints are node indices ``0..n-1`` with ``n = len(work)``; with
         ``ids`` (one hashable id per node, in the order of ``work``) the endpoints
         are ids, which must be unique. Names default to ``str(id)``.
+
+        Examples
+        --------
+        >>> g = Graph.from_edges([("embed", "attn"), ("attn", "mlp")], work=[1.0, 4.0, 2.0],
+        ...                      comm=[0.5, 0.5, 0.1], ids=["embed", "attn", "mlp"])
+        >>> g.n, g.m, g.names[1]
+        (3, 2, 'attn')
+        >>> Graph.from_edges([(0, 5)], work=[1.0, 1.0])
+        Traceback (most recent call last):
+        ...
+        pipecore.errors.UnknownNodeError: ...
         """
         if work is None:
             raise errors.InvalidCostError("work: expected a 1-D array with one value per node")
