@@ -52,6 +52,10 @@ def dnn_like(n_blocks: int = 12, *, branches: int = 2, seed: int = 0) -> Graph:
     mem: list[float] = []
     names: list[str] = []
 
+    def edge(u: int, v: int) -> None:
+        src.append(u)
+        dst.append(v)
+
     def op(name: str, heavy: bool) -> int:
         names.append(name)
         scale = rng.lognormal(1.5, 0.5) if heavy else rng.lognormal(-1.0, 0.7)
@@ -63,24 +67,24 @@ def dnn_like(n_blocks: int = 12, *, branches: int = 2, seed: int = 0) -> Graph:
     prev = op("input", False)
     for b in range(n_blocks):
         entry = op(f"block{b}.entry", False)
-        src.append(prev), dst.append(entry)
+        edge(prev, entry)
         tails = []
         for h in range(branches):
             last = entry
             for j in range(int(rng.integers(2, 5))):
                 v = op(f"block{b}.branch{h}.op{j}", j == 0)
-                src.append(last), dst.append(v)
+                edge(last, v)
                 last = v
             tails.append(last)
         merge = op(f"block{b}.merge", False)
         for t in tails:
-            src.append(t), dst.append(merge)
-        src.append(entry), dst.append(merge)  # residual
+            edge(t, merge)
+        edge(entry, merge)  # residual
         norm = op(f"block{b}.norm", False)
-        src.append(merge), dst.append(norm)
+        edge(merge, norm)
         prev = norm
     out = op("output", True)
-    src.append(prev), dst.append(out)
+    edge(prev, out)
     return Graph(len(names), src, dst, work, comm, mem, names=names,
                  metadata={"generator": "dnn_like", "seed": seed, "n_blocks": n_blocks})
 
@@ -159,14 +163,14 @@ def regal_like(n: int, *, seed: int = 0, mix: dict[str, float] | None = None,
         t = int(rng.choice(fits, p=p[fits] / p[fits].sum()))
         blocks.append(t)
         used += int(sizes_t[t])
-    blocks = np.asarray(blocks, dtype=np.int64)
-    nb = int(blocks.size)
+    block_arr = np.asarray(blocks, dtype=np.int64)
+    nb = int(block_arr.size)
     fill = body - used                                   # leftover: a plain op chain
 
     # node kinds and block ids
-    kind_str = "".join(_TEMPLATES[kinds_[b]][0] for b in blocks) + "L" * fill
+    kind_str = "".join(_TEMPLATES[kinds_[b]][0] for b in block_arr) + "L" * fill
     kind = np.frombuffer(("D" + kind_str + "H").encode(), dtype="S1")
-    size_b = sizes_t[blocks]
+    size_b = sizes_t[block_arr]
     start = 1 + np.concatenate([[0], np.cumsum(size_b)[:-1]]).astype(np.int64) if nb else \
         np.zeros(0, dtype=np.int64)
     exit_ = start + size_b - 1
@@ -177,7 +181,7 @@ def regal_like(n: int, *, seed: int = 0, mix: dict[str, float] | None = None,
     # edges: template edges shifted by block start, block-to-block links, fill chain
     e_parts = []
     for t, k in enumerate(kinds_):
-        sel = np.flatnonzero(blocks == t)
+        sel = np.flatnonzero(block_arr == t)
         if sel.size:
             te = np.array(_TEMPLATES[k][1], dtype=np.int64)
             e_parts.append((te[None, :, :] + start[sel, None, None]).reshape(-1, 2))
@@ -209,7 +213,7 @@ def regal_like(n: int, *, seed: int = 0, mix: dict[str, float] | None = None,
     label = None
     if names:
         block_names = np.array(kinds_ + ["fill"])
-        bk = np.where(block_of >= 0, blocks[np.maximum(block_of, 0)] if nb else 0, len(kinds_))
+        bk = np.where(block_of >= 0, block_arr[np.maximum(block_of, 0)] if nb else 0, len(kinds_))
         label = [f"n{i}" for i in range(n)]
         label[0], label[-1] = "input", "output"
         op_name = {b"H": "op", b"L": "ew", b"D": "mv"}

@@ -91,9 +91,8 @@ def _edge_array(edges) -> np.ndarray:
             raise errors.InvalidGraphError(f"edges: expected shape (m, 2), got {edges.shape}")
         flat = as_int_array(edges.ravel(), "edges", maximum=None)
         return flat.reshape(-1, 2)
-    pairs = _pairs(edges)
-    flat = [x for e in pairs for x in e]
-    return as_int_array(flat, "edges", maximum=None).reshape(-1, 2)
+    ends = [x for e in _pairs(edges) for x in e]
+    return as_int_array(ends, "edges", maximum=None).reshape(-1, 2)
 
 
 class Graph:
@@ -189,9 +188,9 @@ class Graph:
         self.group = self._check_group(group)
         self.backward = self._check_backward(backward)
         self.metadata = dict(metadata or {})
-        self._topo = None
-        self._contraction = None
-        self._precedence = None
+        self._topo: np.ndarray | None = None
+        self._contraction: Contraction | None = None
+        self._precedence: tuple[np.ndarray, np.ndarray] | None = None
         self.topological_order()  # raises CycleError
 
     # ------------------------------------------------------------------ constructors

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 from .errors import InvalidOptionError
 from ._validate import as_float, as_int
@@ -128,7 +130,7 @@ class OptionSet:
     def __contains__(self, name: str) -> bool:
         return name in self.options
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Option]:
         return iter(self.options.values())
 
     def __or__(self, other: "OptionSet") -> "OptionSet":
@@ -163,11 +165,11 @@ class OptionSet:
         return "\n".join(o.describe() for o in self.options.values())
 
 
-def method(name: str, options: Iterable[Option] = ()) -> Callable[[Callable], Callable]:
+def method(name: str, options: Iterable[Option] = ()) -> Callable[[_F], _F]:
     """Declare a solver method's name and options on its function (``fn.options``)."""
     spec = OptionSet(f"method {name!r}", options)
 
-    def wrap(fn: Callable) -> Callable:
+    def wrap(fn: _F) -> _F:
         fn.options = spec  # type: ignore[attr-defined]
         fn.method_name = name  # type: ignore[attr-defined]
         return fn

@@ -25,6 +25,7 @@ from ._runtime import FLOORS, PHASE_END, PHASE_END_NO_MIP, Budget, ProgressFn, c
 from ._validate import as_int
 from .graph import Graph
 from .options import Option, OptionSet
+from .partition import Partition
 from .problem import OPTIMAL_RTOL, Problem, Schedule
 from .result import Phase, Quality, SolveResult, Termination, worst_termination
 
@@ -210,7 +211,7 @@ class _Run:
                  progress: ProgressFn, method: str):
         self.problem, self.budget, self.seed, self.method = problem, budget, seed, method
         self.progress = progress
-        self.partition = None
+        self.partition: Partition | None = None
         self.upper_bound = math.inf
         self.lower_bound = 0.0
         self.ub_source = ""
@@ -363,6 +364,7 @@ class _Run:
     def _polish(self) -> None:
         from .algorithms.local_search import polish_partition
 
+        assert self.partition is not None, "polish runs only after a partition was found"
         started = clock()
         budget = self.budget.until(self.plan["polish"])
         before = self.upper_bound

@@ -75,8 +75,8 @@ def _split(problem: Problem, weight: np.ndarray) -> Partition | None:
     mid = np.cumsum(w) - 0.5 * w  # weight before the class plus half of its own
     stage_q = np.empty(con.graph.n, dtype=np.int32)
     stage_q[order] = np.minimum((mid * k / total).astype(np.int64), k - 1).astype(np.int32)
-    stage_q = _fit_cap(problem, con, order, stage_q, k)
-    return None if stage_q is None else problem.expand(con.expand(stage_q))
+    fitted = _fit_cap(problem, con, order, stage_q, k)
+    return None if fitted is None else problem.expand(con.expand(fitted))
 
 
 def _uniform(problem: Problem) -> Partition | None:

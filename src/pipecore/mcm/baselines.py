@@ -311,7 +311,8 @@ def slicegraph(problem: MCMProblem, *, time_limit: float = 10.0, seed: int = 0,
     if res.partition is None:
         return SearchResult(None, math.inf, 0, "slicegraph", time.perf_counter() - t0,
                             stats={"message": res.message, "quality": res.quality.value})
-    chip = np.ascontiguousarray(problem.paths[0][np.asarray(res.partition.stage)], dtype=np.int32)
+    chip: np.ndarray | None = np.ascontiguousarray(
+        problem.paths[0][np.asarray(res.partition.stage)], dtype=np.int32)
     if problem.violations(chip):
         from .repair import greedy_repair
 

@@ -235,14 +235,16 @@ def build_repair_mip(problem: MCMProblem, cost: np.ndarray, use_all_chips: bool,
         r = r0 + np.arange(a.size)
         add(np.concatenate([r, r]), np.concatenate([a, b]),
             np.concatenate([np.ones(a.size), -np.ones(a.size)]))
-        lo.append(np.full(a.size, -np.inf)), hi.append(np.zeros(a.size))
+        lo.append(np.full(a.size, -np.inf))
+        hi.append(np.zeros(a.size))
         r0 += a.size
     if q.m:  # forward edges: y[dst, c] - y[src, c] <= 0
         a, b = idx[q.dst].ravel(), idx[q.src].ravel()
         r = r0 + np.arange(a.size)
         add(np.concatenate([r, r]), np.concatenate([a, b]),
             np.concatenate([np.ones(a.size), -np.ones(a.size)]))
-        lo.append(np.full(a.size, -np.inf)), hi.append(np.zeros(a.size))
+        lo.append(np.full(a.size, -np.inf))
+        hi.append(np.zeros(a.size))
         r0 += a.size
 
     def chip_rows(weights, lower, upper):
@@ -340,7 +342,7 @@ def repair(problem: MCMProblem, proposal=None, *, probs=None, objective: str = "
     obj, A, rl, ru, const = build_repair_mip(problem, cost[:, perm], use_all_chips,
                                              sram=problem.sram[perm])
     warm = None
-    if greedy.success:
+    if greedy.chip is not None:
         qchip = ipos[greedy.chip[problem.rep]]
         warm = (qchip[:, None] <= np.arange(C - 1)[None, :]).astype(np.float64).ravel()
     try:
@@ -362,7 +364,7 @@ def repair(problem: MCMProblem, proposal=None, *, probs=None, objective: str = "
         chip = problem.expand(chip_q)
         if not problem.violations(chip):
             val = float(cost[np.arange(nq), chip_q].sum())
-            if greedy.success and greedy.objective < val - 1e-9:  # keep the better of the two
+            if greedy.chip is not None and greedy.objective < val - 1e-9:  # the better of two
                 chip, val = greedy.chip, greedy.objective
             proven = res.quality is Quality.OPTIMAL
             return RepairResult(chip, Quality.OPTIMAL if proven else Quality.FEASIBLE,
