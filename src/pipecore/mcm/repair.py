@@ -230,22 +230,20 @@ def build_repair_mip(problem: MCMProblem, cost: np.ndarray, use_all_chips: bool,
         rows.append(np.asarray(rr).ravel()), cols.append(np.asarray(cc).ravel())
         vals.append(np.asarray(vv, dtype=np.float64).ravel())
 
-    if K >= 2:  # monotone prefix
-        a, b = idx[:, :-1].ravel(), idx[:, 1:].ravel()
+    def at_most(a, b):
+        """Rows x[a] - x[b] <= 0, one per pair."""
+        nonlocal r0
         r = r0 + np.arange(a.size)
         add(np.concatenate([r, r]), np.concatenate([a, b]),
             np.concatenate([np.ones(a.size), -np.ones(a.size)]))
         lo.append(np.full(a.size, -np.inf))
         hi.append(np.zeros(a.size))
         r0 += a.size
+
+    if K >= 2:  # monotone prefix: y[q, c] <= y[q, c + 1]
+        at_most(idx[:, :-1].ravel(), idx[:, 1:].ravel())
     if q.m:  # forward edges: y[dst, c] - y[src, c] <= 0
-        a, b = idx[q.dst].ravel(), idx[q.src].ravel()
-        r = r0 + np.arange(a.size)
-        add(np.concatenate([r, r]), np.concatenate([a, b]),
-            np.concatenate([np.ones(a.size), -np.ones(a.size)]))
-        lo.append(np.full(a.size, -np.inf))
-        hi.append(np.zeros(a.size))
-        r0 += a.size
+        at_most(idx[q.dst].ravel(), idx[q.src].ravel())
 
     def chip_rows(weights, lower, upper):
         """sum_q weights[q] x[q, c] in [lower[c], upper[c]] for every chip c."""
