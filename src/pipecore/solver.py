@@ -138,9 +138,8 @@ def solve(graph: Graph, k: int, *, method: str = "auto", mem_cap: float | None =
     mem_cap : float, optional
         Per-stage memory capacity.
     schedule : {"plain", "1f1b"}
-        How the cap applies (:class:`~pipecore.problem.Schedule`): plain, or the 1F1B
-        pipeline schedule where a stage also holds the activations of every
-        micro-batch in flight there.
+        How the cap applies (:class:`~pipecore.problem.Schedule`); under 1F1B a stage
+        also holds the activations of its in-flight micro-batches.
     time_limit : float, optional
         Wall-clock seconds for the whole solve, certificate included; the best answer
         so far is returned when it runs out (termination ``time_limit``) or on Ctrl-C

@@ -292,6 +292,19 @@ def _solve_binary(obj, A, rl, ru, time_limit, warm_start, backend):
                        warm_start=warm_start)
 
 
+def _single_chip(problem: MCMProblem, cost: np.ndarray, prop: np.ndarray,
+                 t0: float) -> RepairResult:
+    """The only assignment of a one-chip package, or proven infeasibility."""
+    chip = np.zeros(problem.graph.n, dtype=np.int32)
+    bad = problem.violations(chip)
+    if bad:
+        return RepairResult(None, Quality.INFEASIBLE, Termination.COMPLETED, "mip", -1, math.inf,
+                            wall_time=time.perf_counter() - t0, message="; ".join(bad))
+    val = float(cost[:, 0].sum())
+    return RepairResult(chip, Quality.OPTIMAL, Termination.COMPLETED, "mip",
+                        int((chip != prop).sum()), val, val, time.perf_counter() - t0)
+
+
 def repair(problem: MCMProblem, proposal=None, *, probs=None, objective: str = "moves",
            use_all_chips: bool = False, method: str = "mip", time_limit: float | None = 10.0,
            backend: str = "auto") -> RepairResult:
@@ -325,16 +338,7 @@ def repair(problem: MCMProblem, proposal=None, *, probs=None, objective: str = "
     prop = _reference_proposal(problem, proposal, probs)
     C, nq = problem.C, problem.quotient.n
     if C == 1:  # nothing to choose: everything on chip 0
-        chip = np.zeros(problem.graph.n, dtype=np.int32)
-        if problem.violations(chip):
-            return RepairResult(None, Quality.INFEASIBLE, Termination.COMPLETED, "mip", -1,
-                                math.inf,
-                                wall_time=time.perf_counter() - t0,
-                                message="; ".join(problem.violations(chip)))
-        return RepairResult(chip, Quality.OPTIMAL, Termination.COMPLETED, "mip",
-                            int((chip != prop).sum()),
-                            float(cost[:, 0].sum()), float(cost[:, 0].sum()),
-                            time.perf_counter() - t0)
+        return _single_chip(problem, cost, prop, t0)
     perm = chip_paths_for(problem, prop)[0]
     ipos = np.argsort(perm)
     obj, A, rl, ru, const = build_repair_mip(problem, cost[:, perm], use_all_chips,
