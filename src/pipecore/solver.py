@@ -373,9 +373,7 @@ class _Run:
                                     stop_at=self.stop_at)
         except KeyboardInterrupt:
             part, term = None, Termination.INTERRUPTED
-        improved = self.offer(part, "polish")
-        if improved:
-            self.ub_source = f"{self.ub_source}+polish" if self.ub_source else "polish"
+        self.offer(part, f"{self.ub_source}+polish" if self.ub_source else "polish")
         if term is Termination.COMPLETED and budget.limited and budget.expired():
             term = Termination.TIME_LIMIT
         self.record("polish", started, term, self.upper_bound,
