@@ -50,7 +50,7 @@ def test_local_cut_bound_below_brute_force(prob, ball):
 @given(small_graphs(max_nodes=7, groups=True))
 def test_full_ball_is_the_exact_min_cut(graph):
     """With a ball covering the graph, L(c) = min{f(S) : c in S}: the flow is exact."""
-    hptr, hnodes, hw, nptr, nhe, work = class_hypergraph(Problem(graph, 2))
+    hptr, hnodes, hw, nptr, nhe, work, _ = class_hypergraph(Problem(graph, 2))
     from pipecore._native._bounds import local_cut_bounds
 
     cls = graph.contract().node_map

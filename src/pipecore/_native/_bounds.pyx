@@ -260,3 +260,4 @@ def local_cut_bounds(const int64_t[::1] hptr, const int32_t[::1] hnodes,
     if oom:
         raise MemoryError("local cut bound: out of memory for the flow network")
     return (best if arg >= 0 else -1.0), arg, done
+

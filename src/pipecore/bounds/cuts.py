@@ -48,8 +48,9 @@ FLOW_RTOL = 1e-10
 def class_hypergraph(problem: Problem):
     """Hyperedges ``{class(u)} | class(succ(u))`` with >= 2 classes, weight comm[u].
 
-    Returns ``(hptr, hnodes, hw, nptr, nhe, work)``: hyperedge CSR over classes,
-    class -> incident hyperedges CSR and class work. O(n + m log m).
+    Returns ``(hptr, hnodes, hw, nptr, nhe, work, hsrc)``: hyperedge CSR over classes,
+    class -> incident hyperedges CSR, class work and the producer's class per
+    hyperedge. O(n + m log m).
     """
     g = problem.graph
     con = g.contract()
@@ -66,22 +67,23 @@ def class_hypergraph(problem: Problem):
     if u.size == 0:
         z = np.zeros(1, dtype=np.int64)
         return (z, np.zeros(0, np.int32), np.zeros(0), np.zeros(q + 1, np.int64),
-                np.zeros(0, np.int32), work)
+                np.zeros(0, np.int32), work, np.zeros(0, np.int32))
     starts = np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
     sizes = np.diff(np.r_[starts, u.size])
     keep_e = (sizes >= 2) & (g.comm[u[starts]] > 0)
     member = np.repeat(keep_e, sizes)
     u, c = u[member], c[member]
     sizes = sizes[keep_e]
-    hw = g.comm[u[np.r_[0, np.cumsum(sizes)[:-1]]]].astype(np.float64) if sizes.size \
-        else np.zeros(0)
+    first = u[np.r_[0, np.cumsum(sizes)[:-1]]] if sizes.size else np.zeros(0, np.int64)
+    hw = g.comm[first].astype(np.float64)
+    hsrc = cls[first].astype(np.int32)
     hptr = np.r_[0, np.cumsum(sizes)].astype(np.int64)
     hnodes = c.astype(np.int32)
     eid = np.repeat(np.arange(sizes.size, dtype=np.int32), sizes)
     order = np.argsort(hnodes, kind="stable")
     nhe = eid[order]
     nptr = np.r_[0, np.cumsum(np.bincount(hnodes, minlength=q))].astype(np.int64)
-    return hptr, hnodes, hw, nptr, nhe, work
+    return hptr, hnodes, hw, nptr, nhe, work, hsrc
 
 
 def local_cut_bound(problem: Problem, floor: float = 0.0, *, deadline: float = math.inf,
@@ -97,7 +99,7 @@ def local_cut_bound(problem: Problem, floor: float = 0.0, *, deadline: float = m
     if problem.is_training:
         return floor, {"skipped": "training graph"}
     started = clock()
-    hptr, hnodes, hw, nptr, nhe, work = class_hypergraph(problem)
+    hptr, hnodes, hw, nptr, nhe, work, _ = class_hypergraph(problem)
     incident = np.zeros(work.size)
     if hw.size:
         incident = np.bincount(hnodes, weights=np.repeat(hw, np.diff(hptr)),
@@ -112,3 +114,4 @@ def local_cut_bound(problem: Problem, floor: float = 0.0, *, deadline: float = m
         return floor, details
     details["class"] = int(arg)
     return float(best) * (1.0 - FLOW_RTOL), details
+
