@@ -21,7 +21,7 @@ FAMILIES = {
     "onnx-inception_v2": "cnn", "onnx-shufflenet": "cnn", "onnx-squeezenet": "cnn",
     "t5-6x6": "encoder-decoder", "bart-6x6": "encoder-decoder", "marian-6x6": "encoder-decoder",
     "clip": "two-tower", "whisper-4x4": "speech", "wav2vec2": "speech",
-    "switch-4x4": "moe", "mixtral-4l": "moe", "unet": "unet-cnn", "multibranch": "multibranch-cnn",
+    "mixtral-4l": "moe", "unet": "unet-cnn", "multibranch": "multibranch-cnn",
 }
 
 
@@ -138,7 +138,10 @@ def build(name: str):
     if name == "switch-4x4":
         return _tf("SwitchTransformersForConditionalGeneration", "SwitchTransformersConfig",
                    {"num_layers": 4, "num_decoder_layers": 4, "num_experts": 4, "use_cache": False},
-                   s2s)
+                   lambda t, m: ((), {"input_ids": _ids(t, m), "decoder_input_ids": _ids(t, m),
+                                      "attention_mask": t.ones((1, 128), dtype=t.long, device=m),
+                                      "decoder_attention_mask": t.ones((1, 128), dtype=t.long,
+                                                                       device=m)}))
     if name == "mixtral-4l":
         return _tf("MixtralForCausalLM", "MixtralConfig",
                    {"num_hidden_layers": 4, "hidden_size": 512, "intermediate_size": 1024,
