@@ -82,3 +82,27 @@ def test_local_cut_bound_skips_training_graphs():
               [0.0, 0.0, 0.0], group=[0, 1, 0], backward=[False, False, True])
     lb, det = local_cut_bound(Problem(g, 2), floor=1.5)
     assert lb == 1.5 and "skipped" in det
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_local_cut_bound_below_exact_dp(seed):
+    """On graphs the exact DP over ideals solves, the bound never exceeds its optimum."""
+    import pipecore
+    from pipecore import generators
+
+    g = generators.layered_dag(40, seed=seed) if seed % 2 else generators.regal_like(60, seed=seed)
+    solved = 0
+    for k in (2, 4, 8, 16):
+        res = pipecore.solve(g, k, method="ideals", bounds=False, polish=False, time_limit=20)
+        if res.quality.value != "optimal":
+            continue
+        solved += 1
+        lb, _ = local_cut_bound(Problem(g, k))
+        assert lb <= res.upper_bound * (1 + 1e-12) + EPS
+    assert solved > 0
+
+
+def test_local_cut_bound_deadline_in_the_past_returns_floor():
+    g = load_graph(msr_path("op_resnet50_inference"))
+    lb, det = local_cut_bound(Problem(g, 64), floor=0.0, deadline=1e-9)
+    assert lb == 0.0 and det["evaluated"] == 0
