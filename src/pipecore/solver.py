@@ -270,7 +270,7 @@ class _Run:
         from .bounds.certificate import quick_bound
 
         started = clock()
-        lb, source = quick_bound(self.problem)
+        lb, source = quick_bound(self.problem, self.budget.until(self.plan["exact"]).deadline)
         self.prove(lb, source)
         self.record("bound:combinatorial", started, Termination.COMPLETED, lb=lb)
         self.progress(0.0, math.inf)
