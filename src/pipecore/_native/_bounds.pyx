@@ -30,37 +30,30 @@ cdef struct Net:
     int32_t *stack     # DFS path of arcs
 
 
+cdef int _grow_i32(int32_t **a, Py_ssize_t size) noexcept nogil:
+    cdef void *p = realloc(a[0], size * sizeof(int32_t))
+    if p == NULL:
+        return -1
+    a[0] = <int32_t *> p
+    return 0
+
+
 cdef int net_reserve(Net *g, int32_t nv, int32_t ne) noexcept nogil:
     """Grow the arrays to hold nv vertices and ne arcs (0 on success, -1 on OOM)."""
     cdef void *p
     if nv > g.cap_v:
         nv = max(nv, 2 * g.cap_v)
-        p = realloc(g.head, nv * sizeof(int32_t))
-        if p == NULL: return -1
-        g.head = <int32_t *> p
-        p = realloc(g.level, nv * sizeof(int32_t))
-        if p == NULL: return -1
-        g.level = <int32_t *> p
-        p = realloc(g.it, nv * sizeof(int32_t))
-        if p == NULL: return -1
-        g.it = <int32_t *> p
-        p = realloc(g.queue, nv * sizeof(int32_t))
-        if p == NULL: return -1
-        g.queue = <int32_t *> p
-        p = realloc(g.stack, nv * sizeof(int32_t))
-        if p == NULL: return -1
-        g.stack = <int32_t *> p
+        if (_grow_i32(&g.head, nv) or _grow_i32(&g.level, nv) or _grow_i32(&g.it, nv)
+                or _grow_i32(&g.queue, nv) or _grow_i32(&g.stack, nv)):
+            return -1
         g.cap_v = nv
     if ne > g.cap_e:
         ne = max(ne, 2 * g.cap_e)
-        p = realloc(g.nxt, ne * sizeof(int32_t))
-        if p == NULL: return -1
-        g.nxt = <int32_t *> p
-        p = realloc(g.to, ne * sizeof(int32_t))
-        if p == NULL: return -1
-        g.to = <int32_t *> p
+        if _grow_i32(&g.nxt, ne) or _grow_i32(&g.to, ne):
+            return -1
         p = realloc(g.res, ne * sizeof(double))
-        if p == NULL: return -1
+        if p == NULL:
+            return -1
         g.res = <double *> p
         g.cap_e = ne
     return 0
