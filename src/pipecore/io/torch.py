@@ -195,19 +195,46 @@ def _einsum(equation, operands) -> float:
 
 def profile_exported(ep) -> tuple[OpTable, dict]:
     """Measure every operator of an ``ExportedProgram``; returns ``(OpTable, info)``."""
-    torch = _import_torch()
+    table, info, _ = walk_graph(ep.graph, static_placeholders(ep))
+    return table, info
+
+
+def static_placeholders(ep) -> set[str]:
+    """Names of the placeholders of ``ep`` that hold parameters, buffers or constants."""
     from torch.export.graph_signature import InputKind
 
-    static_kinds = {InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR}
-    kinds = {spec.arg.name: spec.kind for spec in ep.graph_signature.input_specs
-             if hasattr(spec.arg, "name")}
+    kinds = {InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR}
+    return {spec.arg.name for spec in ep.graph_signature.input_specs
+            if hasattr(spec.arg, "name") and spec.kind in kinds}
+
+
+def _resolve(a):
+    """Replace fx nodes inside call arguments by their fake values."""
+    torch = _import_torch()
+    if isinstance(a, torch.fx.Node):
+        return a.meta.get("val")
+    if isinstance(a, (list, tuple)):
+        return type(a)(_resolve(x) for x in a)
+    return a
+
+
+def walk_graph(graph, static_names: set[str]) -> tuple[OpTable, dict, dict[str, int]]:
+    """One table row per kept ATen call of an fx ``graph``; O(nodes + edges).
+
+    ``static_names`` are the placeholders holding weights (their bytes go to the
+    consumers' ``param_bytes``; subgraphs computed from them alone are folded).
+    Returns ``(table, info, index)`` where ``index`` maps fx node name -> row
+    (a ``getitem`` maps to its producer's row); nodes not in ``index`` are user
+    inputs, folded constants or non-tensor nodes.
+    """
+    torch = _import_torch()
     static: dict[str, float] = {}   # fx node name -> bytes of its constant value
     index: dict[str, int] = {}      # fx node name -> row in the table (or alias of a row)
     table = OpTable()
     uncounted: dict[str, int] = {}
-    for node in ep.graph.nodes:
+    for node in graph.nodes:
         if node.op == "placeholder":
-            if kinds.get(node.name) in static_kinds:
+            if node.name in static_names:
                 static[node.name] = _nbytes(node.meta.get("val"))
             continue
         if node.op == "get_attr":  # submodules of higher-order ops, lifted constants
@@ -229,38 +256,7 @@ def profile_exported(ep) -> tuple[OpTable, dict]:
         if all(u.name in static for u in inputs):
             static[node.name] = _nbytes(val)  # constant subgraph: fold into consumers
             continue
-        name = _op_name(node.target)
-
-        def resolve(a):
-            if isinstance(a, torch.fx.Node):
-                return a.meta.get("val")
-            if isinstance(a, (list, tuple)):
-                return type(a)(resolve(x) for x in a)
-            return a
-
-        args = [resolve(a) for a in node.args]
-        kwargs = {k: resolve(v) for k, v in node.kwargs.items()}
-        try:
-            flops = _flops(name, args, kwargs, val)
-        except (TypeError, IndexError, ValueError, AttributeError):
-            flops = None
-        if flops is None:
-            uncounted[name] = uncounted.get(name, 0) + 1
-            flops = 0.0
-        out_bytes = _nbytes(val)
-        param = sum(static[u.name] for u in inputs if u.name in static)
-        in_bytes = sum(_nbytes(u.meta.get("val")) for u in inputs)
-        if name in _VIEWS:
-            accessed = 0.0
-        elif name in _GATHERS:
-            accessed = 2.0 * out_bytes + sum(_nbytes(u.meta.get("val")) for u in inputs
-                                              if u.name not in static and u.name in index)
-        else:
-            accessed = in_bytes + out_bytes
-        stack = node.meta.get("nn_module_stack") or {}
-        path = list(stack.values())[-1][0] if stack else ""
-        label = f"{path}/{node.name}" if path else node.name
-        v = table.add(label, name, flops, accessed, out_bytes, param)
+        v = _add_row(table, node, val, inputs, static, index, uncounted)
         index[node.name] = v
         for u in inputs:
             p = index.get(u.name)
@@ -268,7 +264,35 @@ def profile_exported(ep) -> tuple[OpTable, dict]:
                 table.edges.append((p, v))
     info = {"importer": "torch.export", "torch_version": torch.__version__,
             "uncounted_ops": uncounted}
-    return table, info
+    return table, info, index
+
+
+def _add_row(table: OpTable, node, val, inputs, static, index, uncounted) -> int:
+    """Append the row of one ATen call (FLOPs, bytes accessed, output and weight bytes)."""
+    name = _op_name(node.target)
+    args = [_resolve(a) for a in node.args]
+    kwargs = {k: _resolve(v) for k, v in node.kwargs.items()}
+    try:
+        flops = _flops(name, args, kwargs, val)
+    except (TypeError, IndexError, ValueError, AttributeError):
+        flops = None
+    if flops is None:
+        uncounted[name] = uncounted.get(name, 0) + 1
+        flops = 0.0
+    out_bytes = _nbytes(val)
+    param = sum(static[u.name] for u in inputs if u.name in static)
+    in_bytes = sum(_nbytes(u.meta.get("val")) for u in inputs)
+    if name in _VIEWS:
+        accessed = 0.0
+    elif name in _GATHERS:
+        accessed = 2.0 * out_bytes + sum(_nbytes(u.meta.get("val")) for u in inputs
+                                          if u.name not in static and u.name in index)
+    else:
+        accessed = in_bytes + out_bytes
+    stack = node.meta.get("nn_module_stack") or {}
+    path = list(stack.values())[-1][0] if stack else ""
+    label = f"{path}/{node.name}" if path else node.name
+    return table.add(label, name, flops, accessed, out_bytes, param)
 
 
 def from_exported(ep, *, device: DeviceModel | str | Mapping | None = None, k: int | None = None,
