@@ -2,9 +2,8 @@
 
 A model is named by a factory ``"package.module:function"`` that returns
 ``(module, args)`` or ``(module, args, kwargs)`` and must be deterministic
-(seeded weights): every rank builds, exports and splits the model itself, so
-nothing but the stage vector and the input batch crosses process boundaries.
-:func:`launch_local` starts one process per stage (``python -m pipecore.io.launch``,
+(seeded weights). :func:`launch_local` pickles each stage ``GraphModule`` (ATen
+code + its weights) to a temporary folder, so a rank imports only torch, and starts one process per stage (``python -m pipecore.io.launch``,
 ``MASTER_ADDR=127.0.0.1``, a free port), runs one step of the schedule and
 returns the last stage's merged output.
 """
@@ -55,21 +54,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _rank_main(rank: int, world: int, port: int, factory: str, stage: list, n_micro: int,
-               schedule: str, io_dir: str, threads: int) -> None:
-    """One pipeline rank: init gloo, rebuild + split the model, run one step."""
+def _rank_main(rank: int, world: int, port: int, n_micro: int, schedule: str, io_dir: str,
+               threads: int) -> None:
+    """One pipeline rank: init gloo, load its stage module, run one step."""
     import torch
     import torch.distributed as dist
 
-    from .stages import run_pipeline, split_exported
+    from .stages import StagePlan, run_pipeline
 
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     torch.set_num_threads(threads)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        ep, _, _, _ = export_factory(factory)
-        plan = split_exported(ep, stage)
+        mods = [torch.load(os.path.join(io_dir, f"stage{s}.pt"), weights_only=False)
+                if s == rank else None for s in range(world)]
+        plan = StagePlan(mods, [], [], [])
         inputs = torch.load(os.path.join(io_dir, "inputs.pt")) if rank == 0 else ()
         out = run_pipeline(plan, rank, inputs, n_micro, schedule=schedule)
         if rank == world - 1:
@@ -79,10 +79,9 @@ def _rank_main(rank: int, world: int, port: int, factory: str, stage: list, n_mi
         dist.destroy_process_group()
 
 
-def launch_local(factory: str, stage: Sequence[int], inputs: Sequence, *,
-                 n_microbatches: int = 1, schedule: str = "gpipe", threads: int = 1,
-                 timeout: float = 300.0):
-    """Run one pipelined step of ``factory``'s model split by ``stage`` in k local
+def launch_local(plan, inputs: Sequence, *, n_microbatches: int = 1, schedule: str = "gpipe",
+                 threads: int = 1, timeout: float = 300.0):
+    """Run one pipelined step of a :class:`~pipecore.io.stages.StagePlan` in k local
     processes (gloo, CPU); returns the merged output of the last stage.
 
     ``inputs`` is the full batch: ``n_microbatches`` chunks along dim 0, each of
@@ -92,13 +91,13 @@ def launch_local(factory: str, stage: Sequence[int], inputs: Sequence, *,
     """
     import torch
 
-    stage = [int(s) for s in getattr(getattr(stage, "partition", stage), "stage", stage)]
-    k = max(stage) + 1
+    k = plan.k
     with tempfile.TemporaryDirectory(prefix="pipecore-run-") as io_dir:
         torch.save(tuple(inputs), os.path.join(io_dir, "inputs.pt"))
+        for s, mod in enumerate(plan.modules):
+            torch.save(mod, os.path.join(io_dir, f"stage{s}.pt"))
         cmd = [sys.executable, "-m", "pipecore.io.launch", "--world", str(k), "--port",
-               str(free_port()), "--factory", factory, "--stage", ",".join(map(str, stage)),
-               "--microbatches", str(int(n_microbatches)), "--schedule", schedule,
+               str(free_port()), "--microbatches", str(int(n_microbatches)), "--schedule", schedule,
                "--io-dir", io_dir, "--threads", str(int(threads))]
         _run_ranks([cmd + ["--rank", str(r)] for r in range(k)], timeout)
         return torch.load(os.path.join(io_dir, "outputs.pt"))
@@ -134,16 +133,12 @@ def main(argv=None) -> int:
     ap.add_argument("--rank", type=int, required=True)
     ap.add_argument("--world", type=int, required=True)
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--factory", required=True)
-    ap.add_argument("--stage", required=True, help="comma-separated stage per node")
     ap.add_argument("--microbatches", type=int, default=1)
     ap.add_argument("--schedule", default="gpipe")
     ap.add_argument("--io-dir", required=True)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
-    stage = [int(x) for x in a.stage.split(",")]
-    _rank_main(a.rank, a.world, a.port, a.factory, stage, a.microbatches, a.schedule,
-               a.io_dir, a.threads)
+    _rank_main(a.rank, a.world, a.port, a.microbatches, a.schedule, a.io_dir, a.threads)
     return 0
 
 

@@ -61,10 +61,18 @@ class StagePlan:
         return vals
 
 
+def _is_result(stage) -> bool:
+    return not isinstance(stage, (list, tuple, np.ndarray)) and hasattr(_partition(stage), "stage")
+
+
+def _partition(stage):
+    """The Partition of a SolveResult, or the argument itself."""
+    return getattr(stage, "partition", stage)
+
+
 def _as_stage_vector(stage, n_rows: int) -> np.ndarray:
     """A stage per row from a Partition, SolveResult or sequence; validated length."""
-    part = getattr(stage, "partition", stage)
-    vec = np.asarray(getattr(part, "stage", part), dtype=np.int64)
+    vec = np.asarray(_partition(stage).stage if _is_result(stage) else stage, dtype=np.int64)
     if vec.shape != (n_rows,):
         raise InvalidPartitionError(
             f"the partition has {vec.size} entries but the exported program imports as "
@@ -82,7 +90,7 @@ def stage_of_rows(ep, stage) -> tuple[dict[str, int], set[str], int]:
     static_ph = static_placeholders(ep)
     table, _, index = walk_graph(ep.graph, static_ph)
     vec = _as_stage_vector(stage, len(table))
-    k = int(getattr(getattr(stage, "partition", stage), "k", 0) or vec.max() + 1)
+    k = int(_partition(stage).k) if _is_result(stage) else int(vec.max()) + 1
     home: dict[str, int] = {}
     static: set[str] = set()
     for node in ep.graph.nodes:
