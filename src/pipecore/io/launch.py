@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from typing import Any, Sequence
 
 __all__ = ["load_factory", "export_factory", "launch_local", "free_port"]
@@ -55,7 +56,7 @@ def free_port() -> int:
 
 
 def _rank_main(rank: int, world: int, port: int, n_micro: int, schedule: str, io_dir: str,
-               threads: int) -> None:
+               threads: int, steps: int = 1) -> None:
     """One pipeline rank: init gloo, load its stage module, run one step."""
     import torch
     import torch.distributed as dist
@@ -71,23 +72,33 @@ def _rank_main(rank: int, world: int, port: int, n_micro: int, schedule: str, io
                 if s == rank else None for s in range(world)]
         plan = StagePlan(mods, [], [], [])
         inputs = torch.load(os.path.join(io_dir, "inputs.pt")) if rank == 0 else ()
-        out = run_pipeline(plan, rank, inputs, n_micro, schedule=schedule)
+        out = run_pipeline(plan, rank, inputs, n_micro, schedule=schedule)  # (warm-up)
+        dist.barrier()
+        t0 = time.perf_counter()
+        for _ in range(steps - 1):   # timed steps after the first
+            run_pipeline(plan, rank, inputs, n_micro, schedule=schedule)
+        dist.barrier()
+        elapsed = time.perf_counter() - t0
         if rank == world - 1:
             torch.save(out, os.path.join(io_dir, "outputs.pt"))
-        dist.barrier()
+            with open(os.path.join(io_dir, "elapsed.txt"), "w") as fh:
+                fh.write(f"{elapsed} {steps - 1}\n")
     finally:
         dist.destroy_process_group()
 
 
 def launch_local(plan, inputs: Sequence, *, n_microbatches: int = 1, schedule: str = "gpipe",
-                 threads: int = 1, timeout: float = 300.0):
+                 threads: int = 1, timeout: float = 300.0, steps: int = 1,
+                 timings: dict | None = None):
     """Run one pipelined step of a :class:`~pipecore.io.stages.StagePlan` in k local
     processes (gloo, CPU); returns the merged output of the last stage.
 
     ``inputs`` is the full batch: ``n_microbatches`` chunks along dim 0, each of
     the batch size the factory exported with. Each rank is a fresh interpreter
     (``python -m pipecore.io.launch``), so this works from any script or REPL;
-    ranks still running after ``timeout`` seconds are killed.
+    ranks still running after ``timeout`` seconds are killed. With ``steps > 1``
+    the first step warms up and the others are timed: ``timings["seconds_per_step"]``
+    (between two barriers, on the last rank) is filled in.
     """
     import torch
 
@@ -98,9 +109,13 @@ def launch_local(plan, inputs: Sequence, *, n_microbatches: int = 1, schedule: s
             torch.save(mod, os.path.join(io_dir, f"stage{s}.pt"))
         cmd = [sys.executable, "-m", "pipecore.io.launch", "--world", str(k), "--port",
                str(free_port()), "--microbatches", str(int(n_microbatches)), "--schedule", schedule,
-               "--io-dir", io_dir, "--threads", str(int(threads))]
+               "--io-dir", io_dir, "--threads", str(int(threads)), "--steps", str(int(steps))]
         _run_ranks([cmd + ["--rank", str(r)] for r in range(k)], timeout)
-        return torch.load(os.path.join(io_dir, "outputs.pt"))
+        if timings is not None and steps > 1:
+            with open(os.path.join(io_dir, "elapsed.txt")) as fh:
+                elapsed, n = fh.read().split()
+            timings["seconds_per_step"] = float(elapsed) / int(n)
+        return torch.load(os.path.join(io_dir, "outputs.pt"), weights_only=False)
 
 
 def _run_ranks(cmds: list, timeout: float) -> None:
@@ -137,8 +152,9 @@ def main(argv=None) -> int:
     ap.add_argument("--schedule", default="gpipe")
     ap.add_argument("--io-dir", required=True)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=1)
     a = ap.parse_args(argv)
-    _rank_main(a.rank, a.world, a.port, a.microbatches, a.schedule, a.io_dir, a.threads)
+    _rank_main(a.rank, a.world, a.port, a.microbatches, a.schedule, a.io_dir, a.threads, a.steps)
     return 0
 
 

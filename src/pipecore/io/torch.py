@@ -308,14 +308,23 @@ def from_exported(ep, *, device: DeviceModel | str | Mapping | None = None, k: i
 
 def from_torch(module, args: Sequence = (), kwargs: Mapping | None = None, *,
                device: DeviceModel | str | Mapping | None = None, k: int | None = None,
-               strict: bool = False, metadata: Mapping[str, Any] | None = None) -> Graph:
+               strict: bool = False, metadata: Mapping[str, Any] | None = None,
+               training: bool = False, optimizer: str = "adam", loss_fn=None) -> Graph:
     """Export ``module(*args, **kwargs)`` with ``torch.export`` and import the result.
 
     ``module`` and the example inputs may be on the ``meta`` device (no weights
     are needed: only shapes and dtypes are read). ``device`` is the
     :class:`~pipecore.io.device.DeviceModel` (or preset name) used for costs.
+    ``training=True`` imports the joint forward + backward graph instead
+    (:func:`pipecore.io.torch_train.from_torch_training`; ``optimizer`` and
+    ``loss_fn`` are passed on).
     """
     torch = _import_torch()
+    if training:
+        from .torch_train import from_torch_training
+
+        return from_torch_training(module, args, kwargs, device=device, k=k,
+                                   optimizer=optimizer, loss_fn=loss_fn, metadata=metadata)
     module = module.eval() if hasattr(module, "eval") else module
     ep = torch.export.export(module, tuple(args), dict(kwargs or {}), strict=strict)
     meta = {"source": f"torch:{type(module).__name__}"}
@@ -373,8 +382,10 @@ def transformers_model(arch: str, *, batch: int = 1, seq_len: int = 128,
 def from_transformers(arch: str, *, batch: int = 1, seq_len: int = 128,
                       config: Mapping[str, Any] | None = None,
                       device: DeviceModel | str | Mapping | None = None,
-                      k: int | None = None) -> Graph:
-    """Import a default-config HuggingFace model (see :func:`transformers_model`)."""
+                      k: int | None = None, training: bool = False,
+                      optimizer: str = "adam") -> Graph:
+    """Import a default-config HuggingFace model (see :func:`transformers_model`);
+    ``training=True``: its forward + backward graph (see :func:`from_torch`)."""
     import transformers
 
     model, args, kwargs = transformers_model(arch, batch=batch, seq_len=seq_len, config=config)
@@ -384,4 +395,5 @@ def from_transformers(arch: str, *, batch: int = 1, seq_len: int = 128,
         meta["seq_len"] = seq_len
     if config:
         meta["config_overrides"] = dict(config)
-    return from_torch(model, args, kwargs, device=device, k=k, metadata=meta)
+    return from_torch(model, args, kwargs, device=device, k=k, metadata=meta,
+                      training=training, optimizer=optimizer)
