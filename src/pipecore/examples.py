@@ -39,7 +39,7 @@ def tiny_gpt2(batch: int = 2, seq_len: int = 32, layers: int = 4, hidden: int = 
                                   n_positions=max(64, seq_len), use_cache=False)
     model = transformers.GPT2LMHeadModel(cfg).eval()
     ids = torch.randint(0, cfg.vocab_size, (batch, seq_len), generator=torch.Generator().manual_seed(1))
-    return model, (ids,), {"use_cache": False}
+    return model, (ids,)
 
 
 def _skip_cnn_class():
