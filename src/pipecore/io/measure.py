@@ -12,8 +12,8 @@ consumer. ``work`` is then seconds / ``time_unit``.
 
 Transfers: ``link`` is either ``(latency_s, bytes_per_s)`` or ``"gloo"``, which
 measures a ping-pong between two local processes over the gloo backend
-(:func:`measure_link`, a least-squares fit of ``latency + bytes / bandwidth``
-over a few message sizes); ``comm[v] = latency + out_bytes[v] / bandwidth``.
+(:func:`measure_link`: ``latency + bytes / bandwidth`` through the median times of
+the smallest and the largest of a few message sizes); ``comm[v] = latency + out_bytes[v] / bandwidth``.
 ``mem`` is the weights' bytes, as in the static importer. The roofline
 :class:`~pipecore.io.device.DeviceModel` remains the default everywhere nothing
 runs; this module is opt-in. Cost: ``warmup + repeats`` runs of the program.
@@ -167,12 +167,19 @@ _SIZES = (1 << 10, 1 << 16, 1 << 20, 1 << 22, 1 << 24)
 def measure_link(*, sizes: Sequence[int] = _SIZES, repeats: int = 20,
                  timeout: float = 120.0) -> tuple[float, float]:
     """``(latency_s, bytes_per_s)`` of gloo send/recv between two local processes:
-    the median one-way time (half a ping-pong) per message size, fitted by least
-    squares to ``latency + bytes / bandwidth``."""
+    the median one-way time (half a ping-pong) per message size, and the line
+    ``latency + bytes / bandwidth`` through the smallest and largest size."""
     data = ping_pong(sizes, repeats=repeats, timeout=timeout)
-    nbytes, secs = data[:, 0], data[:, 1]
-    slope, icept = np.polyfit(nbytes, secs, 1)
-    return max(float(icept), 0.0), 1.0 / max(float(slope), 1e-15)
+    return _fit_link(data[:, 0], data[:, 1])
+
+
+def _fit_link(nbytes: np.ndarray, secs: np.ndarray) -> tuple[float, float]:
+    """``latency + bytes / bandwidth`` through the smallest and the largest message
+    (robust to a noisy middle); a non-increasing pair means a pure bandwidth bound."""
+    lo, hi = int(np.argmin(nbytes)), int(np.argmax(nbytes))
+    db, dt = float(nbytes[hi] - nbytes[lo]), float(secs[hi] - secs[lo])
+    bandwidth = db / dt if dt > 0 and db > 0 else float(nbytes[hi]) / max(float(secs[hi]), 1e-12)
+    return max(float(secs[lo]) - float(nbytes[lo]) / bandwidth, 0.0), bandwidth
 
 
 def ping_pong(sizes: Sequence[int], *, repeats: int = 20, timeout: float = 120.0) -> np.ndarray:

@@ -77,6 +77,16 @@ _ATTENTION = {"scaled_dot_product_attention", "_scaled_dot_product_flash_attenti
               "_scaled_dot_product_cudnn_attention"}
 
 
+#: FLOPs per output element of the backward / training-only elementwise ops
+#: (``native_dropout``: draw, compare, scale; activation gradients: the derivative
+#: and the product with the incoming gradient; softmax gradient: y * (g - sum(g y))).
+_BACKWARD_PER_ELEM = {"native_dropout": 3, "native_dropout_backward": 1, "gelu_backward": 8,
+                      "tanh_backward": 3, "sigmoid_backward": 3, "threshold_backward": 1,
+                      "silu_backward": 5, "hardtanh_backward": 1, "elu_backward": 3,
+                      "leaky_relu_backward": 1, "_softmax_backward_data": 4,
+                      "_log_softmax_backward_data": 4}
+
+
 def _op_name(target) -> str:
     """ATen op name without namespace and overload; in-place ``add_`` counts as ``add``."""
     schema = getattr(target, "_schema", None)
@@ -176,6 +186,12 @@ def _flops(name: str, args: list, kwargs: dict, out) -> float | None:
         return out_numel * float(math.prod(kernel))
     if name in _REDUCE:
         return _numel(tensors[0]) if tensors else 0.0
+    if name in _BACKWARD_PER_ELEM:   # training graphs: elementwise gradient formulas
+        return _BACKWARD_PER_ELEM[name] * out_numel
+    if name == "native_layer_norm_backward":
+        return 2.0 * NORM_FLOPS_PER_ELEM * _numel(tensors[0])
+    if name == "embedding_dense_backward":     # scatter-add of every gradient row
+        return _numel(tensors[0])
     if name in _VIEWS or name in _GATHERS:
         return 0.0
     if name in ("cat", "stack", "clone", "contiguous", "_to_copy", "to", "copy", "copy_", "pad",
