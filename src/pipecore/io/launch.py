@@ -26,6 +26,8 @@ def load_factory(spec: str) -> tuple[Any, tuple, dict]:
     if not isinstance(spec, str) or ":" not in spec:
         raise ValueError(f"expected a factory 'package.module:function', got {spec!r}")
     mod_name, fn_name = spec.split(":", 1)
+    if os.getcwd() not in sys.path:   # console scripts do not search the working directory
+        sys.path.append(os.getcwd())
     try:
         fn = getattr(importlib.import_module(mod_name), fn_name)
     except (ImportError, AttributeError) as exc:
