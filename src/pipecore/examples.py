@@ -36,7 +36,8 @@ def tiny_gpt2(batch: int = 2, seq_len: int = 32, layers: int = 4, hidden: int = 
 
     torch.manual_seed(0)
     cfg = transformers.GPT2Config(vocab_size=512, n_embd=hidden, n_layer=layers, n_head=4,
-                                  n_positions=max(64, seq_len), use_cache=False)
+                                  n_positions=max(64, seq_len), use_cache=False,
+                                  bos_token_id=511, eos_token_id=511)
     model = transformers.GPT2LMHeadModel(cfg).eval()
     ids = torch.randint(0, cfg.vocab_size, (batch, seq_len), generator=torch.Generator().manual_seed(1))
     return model, (ids,)

@@ -102,8 +102,10 @@ def stage_of_rows(ep, stage) -> tuple[dict[str, int], set[str], int]:
                 static.add(node.name)
             else:
                 home[node.name] = 0
-        elif node.op == "get_attr" or (node.name not in index and ins
+        elif node.op == "get_attr" or (node.name not in index
                                        and all(u.name in static for u in ins)):
+            # weights and what is computed from them (or from nothing, e.g. an arange
+            # mask): folded by the importer, so recomputed in each stage that reads it
             static.add(node.name)
         elif node.name in index:
             home[node.name] = int(vec[index[node.name]])
