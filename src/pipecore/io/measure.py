@@ -115,16 +115,18 @@ def measure_exported(ep, args: Sequence, kwargs: Mapping | None = None, *, warmu
 
 
 def work_per_row(gm, times: Mapping[str, float], index: Mapping[str, int], n: int) -> np.ndarray:
-    """Seconds per imported node from per-fx-node times: a folded weight-only op (or
-    an output copy) is charged to its first consumer that is a node. O(fx nodes)."""
+    """Seconds per imported node from per-fx-node times: a folded op (weight-only or
+    input-free, e.g. a mask) is charged to the node its first consumer chain reaches;
+    output copies are dropped. O(fx nodes + fx edges)."""
     work = np.zeros(n)
-    for node in gm.graph.nodes:
-        t = times.get(node.name, 0.0)
+    target: dict[str, int] = {}
+    for node in reversed(list(gm.graph.nodes)):   # users before producers
         row = index.get(node.name)
         if row is None:
-            row = next((index[u.name] for u in node.users if u.name in index), None)
+            row = next((target[u.name] for u in node.users if u.name in target), None)
         if row is not None:
-            work[row] += t
+            target[node.name] = row
+            work[row] += times.get(node.name, 0.0)
     return work
 
 
