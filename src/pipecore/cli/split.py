@@ -17,6 +17,8 @@ import argparse
 import json
 import os
 
+from .. import errors
+
 __all__ = ["register"]
 
 _SCRIPT = '''#!/usr/bin/env python
@@ -100,6 +102,8 @@ def _cmd_split(args: argparse.Namespace) -> int:
     else:
         graph = from_exported(ep, device=args.device)
     res = solve(graph, args.k, time_limit=args.time_limit, seed=args.seed)
+    if res.partition is None:
+        raise errors.SolverError(f"no {args.k}-stage partition found: {res.message}")
     plan = split_exported(ep, res)
     os.makedirs(args.out, exist_ok=True)
     save_graph(graph, os.path.join(args.out, "graph.json"))

@@ -136,6 +136,12 @@ def _first_tensor(val):
     return val if _is_tensor(val) else None
 
 
+def _dims(x) -> tuple:
+    """The shape of a tensor, ``()`` for anything else (callers index it: a wrong guess
+    raises IndexError, which the importer reports as an unmodelled op)."""
+    return _shape(x) or ()
+
+
 def _flops(name: str, args: list, kwargs: dict, out) -> float | None:
     """FLOPs of one ATen call (args are resolved to fake tensors); ``None`` if not modelled."""
     out_t = _first_tensor(out)
@@ -144,14 +150,14 @@ def _flops(name: str, args: list, kwargs: dict, out) -> float | None:
     if name == "linear":
         x, w = args[0], args[1]
         bias = len(args) > 2 and _is_tensor(args[2]) or _is_tensor(kwargs.get("bias"))
-        return 2.0 * _numel(x) * _shape(w)[0] + (out_numel if bias else 0.0)
+        return 2.0 * _numel(x) * _dims(w)[0] + (out_numel if bias else 0.0)
     if name in _MATMULS:
         if name == "einsum":
             return None if not tensors else _einsum(args[0], args[1])
         if name in ("addmm", "baddbmm", "addbmm"):
-            return matmul_flops(_shape(args[1]), _shape(args[2])) + out_numel
+            return matmul_flops(_dims(args[1]), _dims(args[2])) + out_numel
         if len(tensors) >= 2:
-            return matmul_flops(_shape(tensors[0]), _shape(tensors[1]))
+            return matmul_flops(_dims(tensors[0]), _dims(tensors[1]))
         return 0.0
     if name in _CONVS:
         x, w = args[0], args[1]
@@ -162,13 +168,13 @@ def _flops(name: str, args: list, kwargs: dict, out) -> float | None:
             transposed = name.startswith("conv_transpose")
             groups = args[6] if len(args) > 6 else kwargs.get("groups", 1)
         groups = int(groups)
-        ws = _shape(w)
+        ws = _dims(w)
         if transposed:  # every input pixel scatters into C_out/groups * prod(kernel) outputs
             f = 2.0 * _numel(x) * ws[1] * float(math.prod(ws[2:]))
             return f + (out_numel if bias else 0.0)
-        return conv_flops(_shape(out_t), ws[1] * groups, ws[2:], groups, bias=bias)
+        return conv_flops(_dims(out_t), ws[1] * groups, ws[2:], groups, bias=bias)
     if name in _ATTENTION:
-        q, k, v = (_shape(t) for t in args[:3])
+        q, k, v = (_dims(t) for t in args[:3])
         return attention_flops(float(math.prod(q[:-2])), q[-2], k[-2], q[-1], v[-1])
     if name in _NARY:
         return max(len(tensors) - 1, 1) * out_numel
@@ -378,7 +384,7 @@ def transformers_model(arch: str, *, batch: int = 1, seq_len: int = 128,
         cls, args, kwargs = transformers.GPT2LMHeadModel, (ids,), {"use_cache": False}
     elif arch == "t5":
         cfg = transformers.T5Config(**{"use_cache": False, **over})
-        cls, args = transformers.T5ForConditionalGeneration, ()
+        cls, args = transformers.T5ForConditionalGeneration, ()  # type: ignore[assignment]
         kwargs = {"input_ids": ids, "decoder_input_ids": ids, "use_cache": False}
     elif arch == "vit":
         cfg = transformers.ViTConfig(**over)
