@@ -89,7 +89,7 @@ from .._runtime import Budget, ProgressFn, clock, no_progress
 from ..graph import Contraction, Graph
 from ..options import Option, method
 from ..partition import Partition
-from ..problem import MEM_RTOL, ROUND_RTOL, Problem
+from ..problem import MEM_RTOL, ROUND_RTOL, Problem, Schedule
 from ..result import Quality, SolveResult, Termination
 
 __all__ = ["solve_exact", "solve_ideals", "count_ideals", "DEFAULT_MAX_IDEALS",
@@ -208,6 +208,8 @@ class _Lattice:
         self.qwork = np.ascontiguousarray(quo.work[topo])
         qmem = np.bincount(con.node_map, weights=problem.stage_mem, minlength=q)
         self.qmem = np.ascontiguousarray(qmem[topo])
+        qact = np.bincount(con.node_map, weights=graph.act_mem, minlength=q)
+        self.qact = np.ascontiguousarray(qact[topo])
         self.outdeg = np.diff(graph.succ_ptr).astype(np.int32)
         self.total_work = float(self.qwork.sum())
         self.total_mem = float(self.qmem.sum())
@@ -218,8 +220,10 @@ class _Lattice:
         g, cap = self.problem.graph, self.problem.mem_cap
         cap_prune = math.inf if cap is None else cap * (1 + _PRUNE_SLACK)
         return _ideals.IdealKernel(g.pred_ptr, g.pred_idx, self.outdeg, g.comm, self.mptr,
-                                   self.midx, self.qof, self.qwork, self.qmem, k,
-                                   self.problem.cap_limit, cap_prune, _PRUNE_SLACK)
+                                   self.midx, self.qof, self.qwork, self.qmem, self.qact, k,
+                                   self.problem.cap_limit, cap_prune, _PRUNE_SLACK,
+                                   training=g.is_training,
+                                   one_f_one_b=self.problem.schedule is Schedule.ONE_F_ONE_B)
 
     def expand(self, stage_q: np.ndarray) -> Partition:
         return self.problem.expand(np.asarray(stage_q, dtype=np.int32)[self.qof])
@@ -293,9 +297,9 @@ def _initial_upper_bound(lat: _Lattice, kern: Any, k: int, seed: int | None,
         mid = np.cumsum(w) - 0.5 * w
         seed_stage = np.minimum((mid * k / lat.total_work).astype(np.int64), k - 1)
         seed_stage = seed_stage.astype(np.int32)
-        if np.bincount(seed_stage, weights=lat.qmem, minlength=k).max() \
-                <= lat.problem.cap_limit:
-            best, best_stage = lat.expand(seed_stage).bottleneck, seed_stage
+        part = lat.expand(seed_stage)
+        if lat.problem.is_valid(part):
+            best, best_stage = part.bottleneck, seed_stage
     stage = np.zeros(lat.q, dtype=np.int32)
     for order in _orders(lat, seed, n_random):
         kern.ub = best                 # later orders only look for strictly better slicings
@@ -387,7 +391,7 @@ class _ExactDP:
         if self.ke == 1:
             return self.result(prob.expand(np.zeros(prob.graph.n, dtype=np.int32)),
                                Quality.OPTIMAL)
-        bits = self._enumerate()
+        bits = self.bits = self._enumerate()
         D, par, interrupted, i = self._dp()
         if interrupted:
             msg = (f"interrupted after {i:,} of {self.stats['ideals']:,} ideals; "
@@ -474,7 +478,7 @@ class _ExactDP:
         D = np.full(n_ideals * (ke + 1), np.inf)
         D[0] = 0.0                                        # D[0][∅] = 0
         par = np.full(n_ideals * ke, -1, dtype=np.int32)
-        kern.setup_dp(*self.fr, *self.rem, D, par, self.ub)
+        kern.setup_dp(*self.fr, *self.rem, D, par, self.ub, self.bits)
         i, quota, interrupted = 0, 1_000_000, False
         try:
             while i < n_ideals:
