@@ -1,0 +1,100 @@
+"""Training graphs (DESIGN.md section 1b) and the 1F1B schedule: every method and bound
+against brute force over class assignments, and the artifact's training optima."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from oracle import (brute_force_classes, is_valid_training_reference, msr_path, msr_reference,
+                    reference_stage_costs, small_training_graphs, stage_memory_reference)
+
+import pipecore
+from pipecore import FileFormatError, Graph, Partition, Quality
+from pipecore.algorithms.ideals import solve_exact
+
+REF = msr_reference()
+TRAINING = [name for name in REF if name.endswith("_training")]
+FAST = settings(max_examples=60, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+def _cap(graph, k, frac, schedule):
+    """A cap ``frac`` of the way from the largest class need to everything in one stage."""
+    if frac is None:
+        return None
+    con = graph.contract()
+    infl = k if schedule == "1f1b" else 1
+    need = graph.mem + graph.act_mem
+    lo = float(np.bincount(con.node_map, weights=need).max())
+    hi = float(graph.mem.sum() + infl * graph.act_mem.sum())
+    return lo + frac * max(hi - lo, 0.0)
+
+
+problems = st.tuples(small_training_graphs(act=True), st.integers(1, 3),
+                     st.one_of(st.none(), st.floats(0.0, 1.0)), st.sampled_from(["plain", "1f1b"]))
+
+
+def _check_valid(graph, part, k, cap, schedule):
+    assert is_valid_training_reference(graph, part.stage, k, cap, schedule)
+    got = max(reference_stage_costs(graph, part.stage, k))
+    assert part.bottleneck == pytest.approx(got, rel=1e-12, abs=1e-12)
+    return got
+
+
+# ----------------------------------------------------------------------------- evaluation
+@FAST
+@given(small_training_graphs(act=True), st.integers(1, 4), st.data())
+def test_evaluate_matches_literal_definition(graph, k, data):
+    stage = data.draw(st.lists(st.integers(0, k - 1), min_size=graph.n, max_size=graph.n))
+    part = Partition(graph, stage, k)
+    assert np.allclose(part.stage_costs(), reference_stage_costs(graph, stage, k), atol=1e-12)
+    for sched in ("plain", "1f1b"):
+        assert np.allclose(part.stage_memory(sched), stage_memory_reference(graph, stage, k, sched))
+    ok = is_valid_training_reference(graph, stage, k)
+    assert part.is_valid() == ok
+    v = data.draw(st.integers(0, graph.n - 1))
+    t = data.draw(st.integers(0, k - 1))
+    moved = list(stage)
+    moved[v] = t
+    delta = part.move_delta(v, t)
+    assert np.allclose(part.stage_costs() + delta, reference_stage_costs(graph, moved, k),
+                       atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- exact DP
+@FAST
+@given(problems)
+def test_ideals_match_brute_force(args):
+    graph, k, frac, schedule = args
+    cap = _cap(graph, k, frac, schedule)
+    best, _ = brute_force_classes(graph, k, cap, schedule)
+    try:
+        res = solve_exact(graph, k, mem_cap=cap, schedule=schedule)
+    except pipecore.InfeasibleMemoryError:
+        assert math.isinf(best)
+        return
+    if math.isinf(best):
+        assert res.quality is Quality.INFEASIBLE
+        return
+    assert res.quality is Quality.OPTIMAL
+    assert _check_valid(graph, res.partition, k, cap, schedule) == pytest.approx(best, abs=1e-9)
+    for reduce in (False,):
+        other = solve_exact(graph, k, mem_cap=cap, schedule=schedule, reduce=reduce,
+                            warm_start=False)
+        assert other.upper_bound == pytest.approx(best, abs=1e-9)
+
+
+@pytest.mark.parametrize("name", TRAINING)
+@pytest.mark.parametrize("method", ["ideals", "auto"])
+def test_reproduces_training_reference(name, method):
+    g = pipecore.load_graph(msr_path(name))
+    assert g.is_training
+    k = REF[name]["k"]
+    res = pipecore.solve(g, k, method=method, mem_cap=g.metadata["mem_cap"], time_limit=120)
+    assert res.quality is Quality.OPTIMAL and res.partition.is_valid(g.metadata["mem_cap"])
+    assert res.upper_bound == pytest.approx(REF[name]["optimum"], rel=1e-9)
+    assert res.lower_bound <= res.upper_bound
