@@ -98,3 +98,49 @@ def test_reproduces_training_reference(name, method):
     assert res.quality is Quality.OPTIMAL and res.partition.is_valid(g.metadata["mem_cap"])
     assert res.upper_bound == pytest.approx(REF[name]["optimum"], rel=1e-9)
     assert res.lower_bound <= res.upper_bound
+
+
+# ----------------------------------------------------------------------------- heuristics, bounds
+HEURISTICS = ["slicegraph", "local", "anneal", "random", "balanced", "uniform", "mip"]
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(problems)
+def test_heuristics_valid_and_bounds_below_brute_force(args):
+    """Every method returns a partition valid under section 1b (and the schedule's memory)
+    worth at least the optimum, and every lower bound (its own, the combinatorial ones, the
+    MIP relaxations) is at most the optimum."""
+    from oracle import run_method
+
+    from pipecore.bounds.certificate import mip_bounds, quick_bound
+    from pipecore.problem import Problem
+    from pipecore.solver import get_method
+
+    graph, k, frac, schedule = args
+    cap = _cap(graph, k, frac, schedule)
+    best, _ = brute_force_classes(graph, k, cap, schedule)
+    try:
+        problem = Problem(graph, k, cap, schedule)
+    except pipecore.InfeasibleMemoryError:
+        assert math.isinf(best)
+        return
+    for name in HEURISTICS:
+        res = run_method(get_method(name), graph, k, cap, schedule=schedule, seed=1,
+                         **({"time_limit": 2} if False else {}))
+        if res.partition is not None:
+            assert is_valid_training_reference(graph, res.partition.stage, k, cap, schedule), \
+                (name, graph.src, graph.dst, graph.group, graph.mem, graph.act_mem,
+                 res.partition.stage)
+            got = _check_valid(graph, res.partition, k, cap, schedule)
+            assert got >= best - 1e-9, name
+        else:
+            assert res.quality in (Quality.INFEASIBLE, Quality.NO_SOLUTION), name
+        if res.quality is Quality.INFEASIBLE:
+            assert math.isinf(best), name
+        assert res.lower_bound <= best + 1e-9, name
+    assert quick_bound(problem)[0] <= best + 1e-9
+    cert = mip_bounds(problem, None, exact=True)
+    assert cert.lower_bound <= best + 1e-9
+    if cert.infeasible:
+        assert math.isinf(best)
