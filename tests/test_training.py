@@ -144,3 +144,20 @@ def test_heuristics_valid_and_bounds_below_brute_force(args):
     assert cert.lower_bound <= best + 1e-9
     if cert.infeasible:
         assert math.isinf(best)
+
+
+def test_local_search_uses_1f1b_memory():
+    """A chain where the plain cap admits the even split but 1F1B does not: the descent
+    must keep the state valid under 1F1B (first stage holds 2 micro-batches)."""
+    from oracle import run_method
+
+    from pipecore.solver import get_method
+
+    g = Graph(4, [0, 1, 2], [1, 2, 3], [1, 1, 1, 1], [0.1] * 4, mem=[0, 0, 0, 0],
+              act_mem=[1, 1, 1, 1])
+    for name in ("local", "anneal", "slicegraph", "ideals"):
+        res = run_method(get_method(name), g, 2, 3.0, schedule="1f1b", seed=0)
+        assert res.partition is not None, name
+        assert is_valid_training_reference(g, res.partition.stage, 2, 3.0, "1f1b"), name
+        # stage 0 holds 2 micro-batches: at most one node there (2 <= 3), rest in stage 1
+        assert res.upper_bound == pytest.approx(3.1), name
