@@ -161,3 +161,45 @@ def test_local_search_uses_1f1b_memory():
         assert is_valid_training_reference(g, res.partition.stage, 2, 3.0, "1f1b"), name
         # stage 0 holds 2 micro-batches: at most one node there (2 <= 3), rest in stage 1
         assert res.upper_bound == pytest.approx(3.1), name
+
+
+# ----------------------------------------------------------------------------- MSR importer
+def _msr(nodes, edges):
+    from pipecore.io import msr
+
+    return msr.graph_from_dict({"maxFPGAs": 2, "nodes": nodes, "edges": edges}, "<test>")
+
+
+def _node(i, bw, color, work=1.0):
+    return {"id": i, "name": f"n{i}", "fpgaLatency": work, "isBackwardNode": bw,
+            "colorClass": color, "size": 1.0}
+
+
+def test_msr_importer_sets_training_fields():
+    g = _msr([_node(0, False, 7), _node(1, False, 8), _node(2, True, 8), _node(3, True, 7),
+              _node(4, 1, None)],
+             [{"sourceId": 0, "destId": 1, "cost": 1}, {"sourceId": 1, "destId": 2, "cost": 1},
+              {"sourceId": 2, "destId": 3, "cost": 2}, {"sourceId": 2, "destId": 4, "cost": 2}])
+    assert g.is_training and g.backward.tolist() == [False, False, True, True, True]
+    assert g.group[1] == g.group[2] and g.group[0] == g.group[3]
+    # a backward node without colorClass: an orphan class of its own, ordered by the
+    # mirrored edge 4 -> class(2), i.e. its placeholder precedes class 8's forward node
+    assert g.group[4] not in g.group[:4]
+    ps, pd = g.precedence_edges()
+    assert (4, 1) in set(zip(ps.tolist(), pd.tolist()))
+    assert not _msr([_node(0, False, 1)], []).is_training   # no backward node: inference
+
+
+def test_msr_importer_rejects_undefined_training_input():
+    with pytest.raises(FileFormatError, match="backward node to a forward node"):
+        _msr([_node(0, True, 1), _node(1, False, 1)], [{"sourceId": 0, "destId": 1}])
+    with pytest.raises(FileFormatError, match="nothing decides its stage"):
+        _msr([_node(0, False, 1), _node(1, True, 2)], [{"sourceId": 0, "destId": 1}])
+    with pytest.raises(FileFormatError, match="colorClass"):
+        _msr([_node(0, False, 1.5)], [])
+    with pytest.raises(FileFormatError, match="isBackwardNode"):
+        _msr([_node(0, "yes", 1)], [])
+    # ids are compared exactly: 1 and "1" are two classes (documented)
+    g = _msr([_node(0, False, 1), _node(1, True, "1"), _node(2, False, 2), _node(3, True, 2)],
+             [{"sourceId": 0, "destId": 3}, {"sourceId": 3, "destId": 1}])
+    assert g.group[0] != g.group[1]
