@@ -134,6 +134,8 @@ def test_heuristics_valid_and_bounds_below_brute_force(args):
                  res.partition.stage)
             got = _check_valid(graph, res.partition, k, cap, schedule)
             assert got >= best - 1e-9, name
+            if name == "mip":
+                assert got == pytest.approx(best, abs=1e-6), "exact MIP not optimal"
         else:
             assert res.quality in (Quality.INFEASIBLE, Quality.NO_SOLUTION), name
         if res.quality is Quality.INFEASIBLE:
