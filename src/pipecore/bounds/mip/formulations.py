@@ -251,12 +251,15 @@ def chain_model(inst: PipelineInstance, P: int, groups: Sequence[tuple[Sequence[
         if inst.pair_p.size:
             npair = inst.pair_p.size
             cu = inst.pcls[inst.pair_p]
-            K, J = np.meshgrid(np.arange(npair), np.arange(1, P), indexing="ij")
+            # inference: part 0 never receives, part P-1 never sends (ideals); training
+            # graphs: backward edges cross boundaries backwards, so every part needs both
+            lo_r, hi_s = (0, P) if inst.training else (1, P - 1)
+            K, J = np.meshgrid(np.arange(npair), np.arange(lo_r, P), indexing="ij")
             r_idx = new_rows(K.size, -math.inf, 0.0).reshape(K.shape)
             add_x(r_idx, inst.pair_w[K], J, 1.0)
             add_x(r_idx, cu[K], J, -1.0)
             add(r_idx, ny + inst.pair_p[K] * P + J, -1.0)
-            K, J = np.meshgrid(np.arange(npair), np.arange(0, P - 1), indexing="ij")
+            K, J = np.meshgrid(np.arange(npair), np.arange(0, hi_s), indexing="ij")
             r_idx = new_rows(K.size, -math.inf, 0.0).reshape(K.shape)
             add_x(r_idx, cu[K], J, 1.0)
             add_x(r_idx, inst.pair_w[K], J, -1.0)
