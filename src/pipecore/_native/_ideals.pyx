@@ -456,7 +456,7 @@ cdef class IdealKernel:
         self.thr_m = &a_ad[2 * (self.k + 1)]
         self.act_mult = &a_ad[3 * (self.k + 1)]
 
-    cdef int32_t _collect(self, const double* col, int64_t stride, double ubt,
+    cdef inline int32_t _collect(self, const double* col, int64_t stride, double ubt,
                           double rem_w, double rem_m) noexcept nogil:
         """Stage counts b worth extending from an ideal with D[b-1] = col[(b-1) * stride]:
         values <= UB whose remainder (work ``rem_w``, mem ``rem_m``) fits the k - b + 1
@@ -656,7 +656,7 @@ cdef class IdealKernel:
         self.inc.ibits = self.bits + I * self.words
         self._dfs(I, nact)
 
-    cdef void _relax(self, int64_t I, int64_t Jc, int32_t nact, double f, double m,
+    cdef inline void _relax(self, int64_t I, int64_t Jc, int32_t nact, double f, double m,
                      double a) noexcept nogil:
         """D[b][Jc] <- max(D[b-1][I], f) for every active b whose memory and remainder fit."""
         cdef int32_t k = self.k, t, b
