@@ -92,10 +92,10 @@ def _split(problem: Problem, weight: np.ndarray) -> Partition | None:
     mid = np.cumsum(w) - 0.5 * w  # weight before the class plus half of its own
     stage_q = np.empty(con.graph.n, dtype=np.int32)
     stage_q[order] = np.minimum((mid * k / total).astype(np.int64), k - 1).astype(np.int32)
-    stage_q = _fit_cap(problem, con, order, stage_q, k)
-    if stage_q is None or not mem_fits(problem, con.expand(stage_q), k):
+    fitted = _fit_cap(problem, con, order, stage_q, k)
+    if fitted is None or not mem_fits(problem, con.expand(fitted), k):
         return None   # the greedy fit counts one micro-batch; 1F1B may still overflow
-    return problem.expand(con.expand(stage_q))
+    return problem.expand(con.expand(fitted))
 
 
 def _uniform(problem: Problem) -> Partition | None:

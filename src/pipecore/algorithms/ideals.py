@@ -605,8 +605,8 @@ def solve_exact(graph: Graph, k: int, *, mem_cap: float | None = None,
     >>> from pipecore import Graph
     >>> g = Graph(4, [0, 0, 1, 2], [1, 2, 3, 3], work=[2, 1, 1, 2], comm=[0.5] * 4)
     >>> res = solve_exact(g, 2)
-    >>> res.quality.value, res.upper_bound
-    ('optimal', 3.5)
+    >>> res.quality.value, res.upper_bound, res.partition.stage.tolist()
+    ('optimal', 4.0, [0, 0, 1, 1])
     """
     opts = solve_ideals.options.validate(  # type: ignore[attr-defined]
         dict(max_ideals=max_ideals, max_pairs=max_pairs, max_memory=max_memory, reduce=reduce))
