@@ -56,7 +56,8 @@ import pytest
 HERE = Path(__file__).resolve().parent
 MSR = HERE.parent / "tests" / "data" / "msr"
 MSR_GRAPHS = ["layer_bert24_inference", "layer_gnmt_inference", "layer_resnet50_inference",
-              "op_bert_l-3_inference", "op_resnet50_inference"]
+              "op_bert_l-3_inference", "op_resnet50_inference",
+              "layer_gnmt_training", "op_bert_l-3_training"]   # training: DESIGN.md 1b
 REFERENCE_CASES = MSR_GRAPHS + ["wide"]   # cases the artifact's binary can run (--reference)
 REFERENCE = {  # published C++ DP, from the issue text (wall s, peak MB)
     "layer_gnmt_inference": (17.0, 540.0),
