@@ -95,14 +95,11 @@ def test_embedded_training_models(name):
     assert all(c in fwd_groups for c in g.group[bw].tolist())
 
 
-def test_cli_solves_embedded_training_model():
-    """Needs the training semantics of the solver kernels (DESIGN.md 1b, issue 11)."""
-    from pipecore import SolverError
+def test_cli_solves_embedded_training_model(capsys):
+    """The embedded training model solves out of the box and prints its certificate."""
     from pipecore.cli import main
 
-    try:
-        code = main(["solve", "--model", "bert-base-train", "-k", "8", "--time-limit", "5"])
-    except SolverError as exc:  # pragma: no cover - until the training kernels land
-        pytest.xfail(f"solver kernels without training semantics: {exc}")
-    if code != 0:
-        pytest.xfail("solver kernels without training semantics")
+    code = main(["solve", "--model", "bert-base-train", "-k", "8", "--time-limit", "10"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "bert-base-train" in out and "lower bound" in out.lower()
