@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipecore._native import _local
+from pipecore import Problem
 from pipecore._runtime import Budget
 from pipecore.algorithms.baselines import balanced_split, solve_random, uniform_split
-from pipecore.algorithms.local_search import polish_partition, solve_anneal, solve_local
-from pipecore.algorithms.slicegraph import _make_slicer, solve_slicegraph
+from pipecore.algorithms.local_search import _state, polish_partition, solve_anneal, solve_local
+from pipecore.algorithms.slicegraph import make_slicer, solve_slicegraph
 from pipecore.generators import layered_dag
 from pipecore.io import load_graph
 
@@ -30,14 +30,14 @@ K = 64
 @pytest.fixture(scope="module", params=SIZES, ids=lambda n: f"n={n}")
 def case(request):
     g = layered_dag(request.param, seed=0)
-    con = g.contract()
-    return g, con
+    g.contract()  # cached: not part of any timing
+    return g, Problem(g, K)
 
 
 def test_slice_dp(benchmark, case):
     """One exact slicing of the BFS order (k=64): enumeration + bisection checks."""
-    g, con = case
-    sl = _make_slicer(g, con, K, None)
+    g, prob = case
+    sl = make_slicer(prob)
     order = np.ascontiguousarray(g.topological_order())
     val, stage, proven = benchmark(sl.slice_order, order)
     assert proven
@@ -48,17 +48,17 @@ def test_slice_dp(benchmark, case):
 
 def test_kahn_decode(benchmark, case):
     """Kahn smallest-key-first on the quotient, expanded to original nodes."""
-    g, con = case
-    sl = _make_slicer(g, con, K, None)
-    keys = np.random.default_rng(0).random(con.graph.n)
+    g, prob = case
+    sl = make_slicer(prob)
+    keys = np.random.default_rng(0).random(g.contract().graph.n)
     order = benchmark(sl.order_from_keys, keys)
     assert order.shape == (g.n,)
 
 
 def test_brkga_generations(benchmark, case):
     """Five BRKGA generations (population 24)."""
-    g, con = case
-    res = benchmark.pedantic(solve_slicegraph, args=(g, K),
+    g, prob = case
+    res = benchmark.pedantic(solve_slicegraph, args=(prob, Budget(None)),
                              kwargs=dict(seed=0, population=24, generations=5), rounds=1,
                              iterations=1)
     benchmark.extra_info.update(bottleneck=res.upper_bound)
@@ -66,17 +66,17 @@ def test_brkga_generations(benchmark, case):
 
 def test_descent(benchmark, case):
     """Descent to a local optimum from the work-balanced split."""
-    g, _ = case
+    g, prob = case
     part = balanced_split(g, K)
-    out = benchmark.pedantic(polish_partition, args=(part,), rounds=1, iterations=1)
+    out = benchmark.pedantic(polish_partition, args=(prob, part), rounds=1, iterations=1)
     benchmark.extra_info.update(start=part.bottleneck, end=out.bottleneck)
 
 
 def test_anneal_steps(benchmark, case):
     """200k annealing steps (throughput of the incremental move kernel)."""
-    g, con = case
+    g, prob = case
     part = balanced_split(g, K)
-    st = _local.LocalState(g, con, K, None, part.stage, 1)
+    st = _state(prob, part.stage, 1)
     scale = part.bottleneck
     benchmark.pedantic(st.anneal, args=(200_000, 0.03 * scale, 1e-4 * scale), rounds=1,
                        iterations=1)
@@ -97,7 +97,7 @@ def msr_table(time_limit: float = 30.0, seed: int = 0) -> list[dict]:
                                 ("anneal", solve_anneal, {}),
                                 ("slicegraph", solve_slicegraph, {})):
             t0 = time.perf_counter()
-            res = fn(g, k, mem_cap=cap, budget=Budget(time_limit), seed=seed, **opts)
+            res = fn(Problem(g, k, cap), Budget(time_limit), seed=seed, **opts)
             row[label] = res.upper_bound
             row[label + "_s"] = time.perf_counter() - t0
             if label == "slicegraph":

@@ -8,14 +8,19 @@ already proven the optimum, so there this column shows the combinatorial bound),
 (c) the certificate's bound (best of exact DP, MIP and combinatorial), plus how many
 instances were proven optimal (gap <= 1e-6) and by which method.
 
-Testbed (default, 30 graphs): the five shared MSR graphs (file memory cap when it
-is feasible at that k, else none), 20 ``regal_like`` DNN graphs of 100..5,000 nodes
-and 5 ``layered_dag`` random DAGs of 100..5,000 nodes (both with skewed, realistic
-costs). Every instance runs in its own subprocess (a crash or hang costs one row,
-not the run); rows are appended to a JSONL file and the run resumes from it.
+Testbed (default): the five shared MSR graphs (file memory cap when it is feasible
+at that k, else none), the development set of wide real models (``bench/devset.py``:
+embedded models, ONNX zoo, encoder-decoder, two-tower, speech, mixture-of-experts,
+U-Net and multi-branch CNNs imported with pipecore.io; build it once with
+``python bench/devset.py``), 20 ``regal_like`` DNN graphs of 100..5,000 nodes and 5
+``layered_dag`` random DAGs of 100..5,000 nodes. Every instance runs in its own
+subprocess (a crash or hang costs one row, not the run); rows are appended to a JSONL
+file and the run resumes from it. The table (markdown) is per k and family over the
+instances the exact DP does not close: geometric mean LB/UB, the worst instance, which
+bound and which method won most often, and the worst wall-time overrun.
 
-    python bench/gap_table.py --time-limit 60 --jobs 1 --out bench/gap_table.jsonl
-    python bench/gap_table.py --time-limit 5 --graphs regal --ks 2,16 --report-only
+    python bench/gap_table.py --time-limit 60 --graphs dev,layered --out bench/results/gap_table.jsonl
+    python bench/gap_table.py --time-limit 10 --graphs dev --ks 16,64 --report-only
 """
 from __future__ import annotations
 
@@ -29,6 +34,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import devset  # noqa: E402  (bench/devset.py: the cached wide real models)
+
 MSR_DIR = ROOT / "tests" / "data" / "msr"
 MSR = ["layer_bert24_inference", "layer_gnmt_inference", "layer_resnet50_inference",
        "op_bert_l-3_inference", "op_resnet50_inference"]
@@ -40,9 +48,16 @@ KS = [2, 4, 8, 16, 32, 64]
 
 def testbed() -> list[str]:
     names = [f"msr:{m}" for m in MSR]
+    names += [f"dev:{m}" for m in devset.FAMILIES]
     names += [f"regal:{n}:{i}" for i, n in enumerate(REGAL_SIZES)]
     names += [f"layered:{n}:{i}" for i, n in enumerate(LAYERED_SIZES)]
     return names
+
+
+def family(spec: str) -> str:
+    """The family of a testbed name (dev-set models by architecture)."""
+    kind, *rest = spec.split(":")
+    return devset.FAMILIES.get(rest[0], "dev") if kind == "dev" else kind
 
 
 def load(spec: str):
@@ -54,6 +69,8 @@ def load(spec: str):
     if kind == "msr":
         g = pipecore.load_graph(MSR_DIR / f"{rest[0]}.json")
         return g, g.metadata.get("mem_cap")
+    if kind == "dev":
+        return devset.load(rest[0]), None
     n, seed = int(rest[0]), int(rest[1])
     if kind == "regal":
         return generators.regal_like(n, seed=seed), None
@@ -65,27 +82,26 @@ def load(spec: str):
 def run_one(spec: str, k: int, time_limit: float, jobs: int, backend: str) -> dict:
     """Solve one instance and return its JSON row (called in a subprocess)."""
     import pipecore
-    from pipecore.graph import check_mem_cap
+    from pipecore.bounds import combinatorial_bound
+    from pipecore.problem import Problem
 
     g, cap = load(spec)
     try:
-        check_mem_cap(g, k, cap)
+        Problem(g, k, cap)
     except pipecore.InvalidGraphError:
         cap = None  # the file's cap cannot hold the graph on k stages: run uncapped
     t0 = time.perf_counter()
     res = pipecore.solve(g, k, mem_cap=cap, time_limit=time_limit, jobs=jobs,
                          mip_backend=backend)
     wall = time.perf_counter() - t0
-    lb_comb = res.stats.get("lb_combinatorial")
-    if lb_comb is None:
-        from pipecore.bounds import combinatorial_bound
-
-        lb_comb = combinatorial_bound(g, k, cap).value
-    return {"graph": spec, "n": g.n, "k": k, "time_limit": time_limit, "mem_cap": cap,
-            "ub": res.upper_bound, "lb": res.lower_bound, "lb_comb": lb_comb,
-            "lb_mip": res.stats.get("lb_mip", 0.0), "ub_method": res.method,
-            "lb_method": res.lower_bound_method, "status": res.status, "gap": res.gap,
-            "wall": wall, "timings": res.timings}
+    dp = [p for p in res.phases if p.name == "ideals"]
+    return {"graph": spec, "family": family(spec), "n": g.n, "k": k,
+            "time_limit": time_limit, "mem_cap": cap, "ub": res.upper_bound,
+            "lb": res.lower_bound, "lb_comb": combinatorial_bound(g, k, cap).value,
+            "ub_method": res.upper_bound_source, "lb_method": res.lower_bound_source,
+            "quality": res.quality.value, "termination": res.termination.value,
+            "dp_closed": bool(dp) and "ideals" in (res.lower_bound_source or ""),
+            "wall": wall, "phases": [[p.name, round(p.seconds, 3)] for p in res.phases]}
 
 
 def _key(row) -> tuple:
@@ -97,25 +113,40 @@ def geomean(xs) -> float:
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else math.nan
 
 
-def report(rows: list[dict], ks: list[int], out=sys.stdout) -> None:
-    """Print per k: instances, geomean comb/UB, geomean certificate LB/UB, #optimal."""
-    print(f"{'k':>3} {'inst':>5} {'comb LB/UB':>11} {'MIP LB/UB':>10} {'cert LB/UB':>11} "
-          f"{'min cert':>9} {'optimal':>8} {'by DP':>6} {'by MIP':>7}", file=out)
+def _ok(r) -> bool:
+    return r.get("error") is None and r.get("ub") not in (None, math.inf) and r["ub"] > 0
+
+
+def _winner(names) -> str:
+    """The most frequent bound/method name family (text before '[' or '(')."""
+    tally: dict = {}
+    for n in names:
+        key = (n or "-").split("[")[0].split(" (")[0]
+        tally[key] = tally.get(key, 0) + 1
+    return ", ".join(f"{k} {v}" for k, v in sorted(tally.items(), key=lambda kv: -kv[1])[:2])
+
+
+def report(rows: list[dict], ks: list[int], out=sys.stdout, hard_only: bool = True) -> None:
+    """Markdown table per k and family: instances, geomean LB/UB, worst instance, winners.
+
+    ``hard_only``: only instances the exact DP did not close (the ones that need bounds)."""
+    print("| k | family | inst | geomean LB/UB | worst (instance) | LB from | UB from | "
+          "max wall - limit |", file=out)
+    print("|---|---|---|---|---|---|---|---|", file=out)
+    fams = sorted({r.get("family") or family(r["graph"]) for r in rows})
     for k in ks:
-        rs = [r for r in rows if r["k"] == k and r.get("ub") not in (None, math.inf)
-              and r.get("error") is None and r["ub"] > 0]
-        if not rs:
-            continue
-        comb = [min(r["lb_comb"], r["ub"]) / r["ub"] for r in rs]
-        cert = [r["lb"] / r["ub"] for r in rs]
-        # MIP bound as run in the pipeline: seeded with T >= comb, so never below it
-        mip = [min(max(r["lb_comb"], r.get("lb_mip") or 0.0), r["ub"]) / r["ub"] for r in rs]
-        opt = [r for r in rs if r["gap"] is not None and r["gap"] <= 1e-6]
-        by_dp = sum(1 for r in opt if "ideals" in (r["lb_method"] or ""))
-        by_mip = sum(1 for r in opt if (r["lb_method"] or "").startswith("mip"))
-        print(f"{k:>3} {len(rs):>5} {geomean(comb):>11.4f} {geomean(mip):>10.4f} "
-              f"{geomean(cert):>11.4f} {min(cert):>9.4f} {len(opt):>8} {by_dp:>6} {by_mip:>7}",
-              file=out)
+        for fam in fams + ["ALL"]:
+            rs = [r for r in rows if r["k"] == k and _ok(r)
+                  and (fam == "ALL" or (r.get("family") or family(r["graph"])) == fam)
+                  and not (hard_only and r.get("dp_closed"))]
+            if not rs:
+                continue
+            ratio = [min(r["lb"] / r["ub"], 1.0) for r in rs]
+            worst = min(range(len(rs)), key=lambda i: ratio[i])
+            over = max(r["wall"] - r["time_limit"] for r in rs)
+            print(f"| {k} | {fam} | {len(rs)} | {geomean(ratio):.4f} | {ratio[worst]:.4f} "
+                  f"({rs[worst]['graph']}) | {_winner(r['lb_method'] for r in rs)} | "
+                  f"{_winner(r['ub_method'] for r in rs)} | {over:+.1f} s |", file=out)
     errs = [r for r in rows if r.get("error")]
     if errs:
         print(f"{len(errs)} instance(s) failed: " + ", ".join(
@@ -126,7 +157,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--time-limit", type=float, default=60.0, help="seconds per instance")
     ap.add_argument("--graphs", default="all",
-                    help="comma list of testbed names or families (msr, regal, layered, all)")
+                    help="comma list of testbed names or sets (msr, dev, regal, layered, all)")
     ap.add_argument("--ks", default=",".join(map(str, KS)), help="comma list of k values")
     ap.add_argument("--jobs", type=int, default=1, help="instances run in parallel")
     ap.add_argument("--mip-jobs", type=int, default=None,
@@ -134,6 +165,8 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", default="auto", help="MIP backend: auto, highs, gurobi")
     ap.add_argument("--out", default=str(ROOT / "bench" / "gap_table.jsonl"),
                     help="JSONL results file (appended; existing rows are reused)")
+    ap.add_argument("--all-instances", action="store_true",
+                    help="table over every instance, not only those the exact DP leaves open")
     ap.add_argument("--report-only", action="store_true", help="print the table from --out")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -148,7 +181,7 @@ def main(argv=None) -> int:
     for item in args.graphs.split(","):
         if item == "all":
             names += testbed()
-        elif item in ("msr", "regal", "layered"):
+        elif item in ("msr", "regal", "layered", "dev"):
             names += [t for t in testbed() if t.startswith(item + ":")]
         else:
             names.append(item)
@@ -198,13 +231,14 @@ def main(argv=None) -> int:
                         print(f"  {spec} k={k}: ERROR {row['error']}", file=sys.stderr)
                     else:
                         print(f"  {spec} k={k}: UB {row['ub']:.6g} LB {row['lb']:.6g} "
-                              f"comb {row['lb_comb']:.6g} ({row['lb_method']}) "
+                              f"ratio {row['lb'] / row['ub']:.4f} ({row['lb_method']}; "
+                              f"{row['ub_method']}) "
                               f"{row['wall']:.1f}s", file=sys.stderr)
     sel = [r for r in rows if r["graph"] in set(names)
            and float(r["time_limit"]) == float(args.time_limit)]
     print(f"gap table: {len({r['graph'] for r in sel})} graphs, time limit "
           f"{args.time_limit:g} s per instance")
-    report(sel, ks)
+    report(sel, ks, hard_only=not args.all_instances)
     return 0
 
 

@@ -15,10 +15,10 @@ import json
 import sys
 import time
 
-from pipecore import generators
+from pipecore import Problem, generators
 from pipecore._runtime import Budget
 from pipecore.algorithms.baselines import solve_balanced
-from pipecore.algorithms.local_search import polish_result
+from pipecore.algorithms.local_search import polish_partition
 from pipecore.algorithms.slicegraph import solve_slicegraph
 
 
@@ -34,22 +34,23 @@ def make_graph(kind: str, n: int, seed: int):
 def run(kind: str, n: int, k: int, time_limit: float, workers: int, seed: int) -> dict:
     g = make_graph(kind, n, seed)
     t = time.perf_counter()
-    base = solve_balanced(g, k)
+    problem = Problem(g, k)
+    base = solve_balanced(problem, Budget(None))
     t_base = time.perf_counter() - t
     t0 = time.perf_counter()
     budget = Budget(time_limit)
-    res = solve_slicegraph(g, k, budget=budget, seed=seed, workers=workers)
+    res = solve_slicegraph(problem, budget, seed=seed, workers=workers)
     t_sg = time.perf_counter() - t0
     before = res.upper_bound
-    res = polish_result(res, mem_cap=None, budget=budget, seed=seed)
+    part = polish_partition(problem, res.partition, budget=budget, seed=seed)
     wall = time.perf_counter() - t0
-    valid = res.partition is not None and res.partition.is_valid()
+    valid = problem.is_valid(part)
     return {
         "generator": kind, "nodes": g.n, "edges": g.m, "k": k, "time_limit": time_limit,
         "workers": workers, "balanced": base.upper_bound, "balanced_time": t_base,
-        "slicegraph": before, "slicegraph_time": t_sg, "polished": res.upper_bound,
-        "wall_time": wall, "valid": bool(valid), "status": res.status,
-        "improvement_vs_balanced": 1 - res.upper_bound / base.upper_bound,
+        "slicegraph": before, "slicegraph_time": t_sg, "polished": part.bottleneck,
+        "wall_time": wall, "valid": bool(valid), "termination": res.termination.value,
+        "improvement_vs_balanced": 1 - part.bottleneck / base.upper_bound,
         "generations": res.stats.get("generations"),
         "dp_unproven": res.stats.get("dp_unproven"),
     }

@@ -34,6 +34,11 @@ MODELS = {
     "t5-small": ("transformers", {"arch": "t5", "seq_len": 128}, {"k": 8}),
     "vit-base": ("transformers", {"arch": "vit"}, {"k": 8}),
     "llama-7b": ("transformers", {"arch": "llama", "seq_len": 128}, {"k": 8, "mem_cap": 16e9}),
+    # training graphs (forward + backward, Adam state; DESIGN.md section 1b)
+    "bert-base-train": ("transformers", {"arch": "bert", "seq_len": 128, "training": True},
+                        {"k": 8}),
+    "gpt2-train": ("transformers", {"arch": "gpt2", "seq_len": 128, "training": True},
+                   {"k": 8}),
     "resnet50": ("onnx", {"zoo": "resnet50"}, {"k": 4}),
     "inception-v1": ("onnx", {"zoo": "inception_v1"}, {"k": 4}),
     "densenet121": ("onnx", {"zoo": "densenet121"}, {"k": 4}),
@@ -45,7 +50,8 @@ def build(name: str):
     if kind == "transformers":
         from pipecore.io.torch import from_transformers
 
-        g = from_transformers(kwargs["arch"], seq_len=kwargs.get("seq_len", 128))
+        g = from_transformers(kwargs["arch"], seq_len=kwargs.get("seq_len", 128),
+                              training=kwargs.get("training", False))
     else:
         from pipecore.io.onnx import from_onnx, onnx_zoo_models
 
@@ -65,7 +71,9 @@ def _round(values, digits: int = 6):
 def write(name: str, graph) -> str:
     data = native.graph_to_dict(graph)
     nodes = data["nodes"]
-    for key in ("work", "comm", "mem"):
+    for key in ("work", "comm", "mem", "act_mem"):
+        if key not in nodes:
+            continue
         nodes[key] = _round(nodes[key])
     path = os.path.join(OUT, f"{name}.json.gz")
     with gzip.GzipFile(path, "wb", mtime=0) as fh:  # mtime=0: byte-identical on rerun

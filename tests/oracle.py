@@ -119,3 +119,107 @@ def run_method(fn, graph: Graph, k: int, mem_cap=None, *, budget=None, seed=0, p
     opts = fn.options.validate(options)
     return fn(problem, budget or Budget(None), seed=seed, progress=progress or no_progress,
               **opts)
+
+
+# ----------------------------------------------------------------------------- training graphs
+def training_order_reference(graph: Graph) -> list[tuple[int, int]]:
+    """Pairs (u, v) with stage[u] <= stage[v] required, straight from DESIGN.md section 1b:
+    forward -> forward edges, and for every backward edge a -> c touching a class with no
+    forward node, the mirrored pair (a forward-or-placeholder member of class(c), same of
+    class(a)). Inference graphs: every edge."""
+    edges = list(zip(graph.src.tolist(), graph.dst.tolist()))
+    if graph.backward is None:
+        return edges
+    bw = graph.backward.tolist()
+    cls = [(-1 - v) if graph.group is None or graph.group[v] < 0 else int(graph.group[v])
+           for v in range(graph.n)]
+    has_fwd = {cls[v] for v in range(graph.n) if not bw[v]}
+    rep = {}
+    for v in range(graph.n):  # a forward member if the class has one
+        if cls[v] not in rep or (bw[rep[cls[v]]] and not bw[v]):
+            rep[cls[v]] = v
+    out = [(u, v) for u, v in edges if not bw[u] and not bw[v]]
+    for a, c in edges:
+        if bw[a] and bw[c] and (cls[a] not in has_fwd or cls[c] not in has_fwd):
+            out.append((rep[cls[c]], rep[cls[a]]))
+    return out
+
+
+def stage_memory_reference(graph: Graph, stage, k: int, schedule: str = "plain") -> list[float]:
+    """Memory per stage: mem + act_mem (plain), or mem + f * act_mem under 1F1B with f the
+    number of non-empty stages from this one to the last."""
+    stage = [int(s) for s in stage]
+    used = sorted(set(stage))
+    out = []
+    for s in range(k):
+        f = sum(1 for t in used if t >= s) if schedule == "1f1b" else 1
+        out.append(sum(graph.mem[v] + f * graph.act_mem[v] for v in range(graph.n)
+                       if stage[v] == s))
+    return out
+
+
+def is_valid_training_reference(graph: Graph, stage, k: int, mem_cap=None,
+                                schedule: str = "plain") -> bool:
+    stage = [int(s) for s in stage]
+    if any(stage[u] > stage[v] for u, v in training_order_reference(graph)):
+        return False
+    if graph.group is not None:
+        first = {}
+        for v, g in enumerate(graph.group.tolist()):
+            if g >= 0 and first.setdefault(g, stage[v]) != stage[v]:
+                return False
+    if mem_cap is not None:
+        if max(stage_memory_reference(graph, stage, k, schedule)) > mem_cap * (1 + 1e-12):
+            return False
+    return True
+
+
+def brute_force_classes(graph: Graph, k: int, mem_cap=None, schedule: str = "plain"):
+    """(optimum, stage vector) over every stage assignment of the colour classes (each
+    group one unit, other nodes singletons), under DESIGN.md section 1 / 1b; (inf, None)
+    when no assignment is valid. k^classes assignments."""
+    units: dict = {}
+    unit = [units.setdefault(("g", int(graph.group[v])) if graph.group is not None
+                             and graph.group[v] >= 0 else ("v", v), len(units))
+            for v in range(graph.n)]
+    best, arg = math.inf, None
+    for assign in itertools.product(range(k), repeat=len(units)):
+        stage = [assign[unit[v]] for v in range(graph.n)]
+        if not is_valid_training_reference(graph, stage, k, mem_cap, schedule):
+            continue
+        b = max(reference_stage_costs(graph, stage, k))
+        if b < best:
+            best, arg = b, np.array(stage, dtype=np.int32)
+    return best, arg
+
+
+@st.composite
+def small_training_graphs(draw, max_forward: int = 5, max_backward: int = 4,
+                          act: bool = False):
+    """A random training graph: a forward DAG (nodes 0..f-1, some sharing a class),
+    backward nodes tied to forward classes or orphan classes, forward -> backward edges
+    and backward -> backward edges (any direction in class order), small costs."""
+    f = draw(st.integers(1, max_forward))
+    nb = draw(st.integers(1, max_backward))
+    n = f + nb
+    cost = st.integers(0, 12).map(lambda x: x / 4)
+    fpairs = [(i, j) for i in range(f) for j in range(i + 1, f)]
+    edges = draw(st.lists(st.sampled_from(fpairs), unique=True, max_size=2 * f)) if fpairs else []
+    fgroup = draw(st.lists(st.integers(0, f - 1), min_size=f, max_size=f))
+    # backward node: the class of a forward node, or an orphan class of its own
+    bclass = draw(st.lists(st.one_of(st.integers(0, f - 1), st.just(-1)),
+                           min_size=nb, max_size=nb))
+    group = list(fgroup) + [fgroup[c] if c >= 0 else f + i for i, c in enumerate(bclass)]
+    fb = [(i, f + j) for i in range(f) for j in range(nb)]
+    bb = [(f + i, f + j) for i in range(nb) for j in range(i + 1, nb)]
+    edges += draw(st.lists(st.sampled_from(fb), unique=True, max_size=2 * nb))
+    if bb:
+        edges += draw(st.lists(st.sampled_from(bb), unique=True, max_size=2 * nb))
+    work = draw(st.lists(cost, min_size=n, max_size=n))
+    comm = draw(st.lists(cost, min_size=n, max_size=n))
+    mem = draw(st.lists(st.integers(0, 4).map(float), min_size=n, max_size=n))
+    act_mem = draw(st.lists(st.integers(0, 3).map(float), min_size=n, max_size=n)) if act \
+        else None
+    backward = [False] * f + [True] * nb
+    return Graph(n, [a for a, _ in edges], [b for _, b in edges], work, comm, mem,
+                 group=group, backward=backward, act_mem=act_mem)

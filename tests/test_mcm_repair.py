@@ -40,9 +40,9 @@ def test_mip_moves_matches_brute_force(g, C, use_all, data):
         assert best == math.inf
         return
     if best == math.inf:
-        assert res.chip is None and res.status in ("infeasible", "failed")
+        assert res.chip is None and res.quality.value in ("infeasible", "no_solution")
         return
-    assert res.status == "optimal", res.message
+    assert res.quality.value == "optimal", res.message
     assert not p.violations(res.chip)
     if use_all:
         assert np.unique(res.chip).size == C
@@ -70,7 +70,7 @@ def test_mip_likelihood_matches_brute_force(g, C, data):
     if best == math.inf:
         assert res.chip is None
         return
-    assert res.status == "optimal"
+    assert res.quality.value == "optimal"
     assert res.objective == pytest.approx(best, rel=1e-6, abs=1e-6)
     assert float(nll[np.arange(g.n), res.chip].sum()) == pytest.approx(best, rel=1e-6, abs=1e-6)
 
@@ -89,7 +89,7 @@ def test_backward_proposal_is_repaired_minimally():
     g = Graph(4, [0, 1, 2], [1, 2, 3], work=[1, 1, 1, 1], comm=[1, 1, 1, 1])
     p = MCMProblem(g, MCMConfig(2))
     res = repair(p, [1, 0, 1, 1])
-    assert res.moved == 1 and res.status == "optimal"
+    assert res.moved == 1 and res.quality.value == "optimal"
     gr = greedy_repair(p, [1, 0, 1, 1])
     assert gr.moved == 1
 
@@ -106,7 +106,7 @@ def test_use_all_and_sram_infeasible_are_reported():
     res = repair(p2, [0, 0, 0])
     assert res.success and res.chip.tolist() == [2, 2, 2] and res.moved == 3
     res = repair(MCMProblem(g2, MCMConfig(3, sram=[1.5, 1.5, 2.5])), [0, 0, 0])
-    assert res.chip is None and res.status == "infeasible"
+    assert res.chip is None and res.quality.value == "infeasible"
     assert not greedy_repair(MCMProblem(g2, MCMConfig(3, sram=[1.5, 1.5, 2.5])), [0, 0, 0]).success
 
 
@@ -132,7 +132,7 @@ def test_mip_beats_or_ties_greedy_and_reports_distance():
         prop = rng.integers(0, 4, size=g.n)
         exact = repair(p, prop, use_all_chips=True, time_limit=30)
         gr = greedy_repair(p, prop, use_all_chips=True)
-        assert exact.status in ("optimal", "feasible")
+        assert exact.quality.value in ("optimal", "feasible")
         assert not p.violations(exact.chip)
         assert exact.moved == int((exact.chip != prop).sum())
         if gr.success:
@@ -164,10 +164,14 @@ def test_mip_timeout_or_failure_falls_back_to_greedy(monkeypatch):
     p = MCMProblem(g, preset("ring-4").sized_for(g, 1.3))
     prop = np.random.default_rng(0).integers(0, 4, size=g.n)
     greedy = greedy_repair(p, prop)
-    monkeypatch.setattr(rep, "_solve_binary",
-                        lambda *a, **k: ("time_limit", None, math.nan, 3.0, "highs", "stopped"))
+    from pipecore.bounds.mip import MipResult
+    from pipecore.result import Quality, Termination
+
+    stopped = MipResult(Termination.TIME_LIMIT, Quality.NO_SOLUTION, None, math.nan, 3.0, "highs")
+    monkeypatch.setattr(rep, "_solve_binary", lambda *a, **k: stopped)
     res = repair(p, prop, time_limit=0.01)
-    assert res.method == "mip[highs]->greedy" and res.status == "greedy"
+    assert res.method == "mip[highs]->greedy" and res.quality.value == "feasible"
+    assert res.termination.value == "time_limit"
     assert np.array_equal(res.chip, greedy.chip) and res.moved == greedy.moved
 
     def boom(*a, **k):

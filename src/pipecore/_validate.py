@@ -58,12 +58,13 @@ def as_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | 
 
 def as_float(value: Any, name: str, *, minimum: float | None = None,
              maximum: float | None = None, strict_minimum: bool = False,
-             allow_inf: bool = False,
+             strict_maximum: bool = False, allow_inf: bool = False,
              error: type[Exception] = errors.InvalidGraphError) -> float:
     """``value`` as a finite Python float, or ``error`` naming ``name``.
 
     Rejects booleans, strings, NaN, infinities (unless ``allow_inf``) and values
-    below ``minimum`` (or equal to it when ``strict_minimum``) or above ``maximum``.
+    below ``minimum`` (or equal to it when ``strict_minimum``) or above ``maximum`` (or
+    equal to it when ``strict_maximum``).
 
     Examples
     --------
@@ -82,8 +83,9 @@ def as_float(value: Any, name: str, *, minimum: float | None = None,
     if minimum is not None and (out < minimum or (strict_minimum and out == minimum)):
         rel = ">" if strict_minimum else ">="
         raise error(f"{name} must be {rel} {minimum:g}, got {value!r}")
-    if maximum is not None and out > maximum:
-        raise error(f"{name} must be <= {maximum:g}, got {value!r}")
+    if maximum is not None and (out > maximum or (strict_maximum and out == maximum)):
+        rel = "<" if strict_maximum else "<="
+        raise error(f"{name} must be {rel} {maximum:g}, got {value!r}")
     return out
 
 

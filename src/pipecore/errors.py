@@ -4,6 +4,9 @@ Every problem with user input raises a subclass of :class:`InvalidGraphError`
 (itself a ``ValueError``), so callers can catch one family; the subclasses say
 exactly what was wrong and name the offending node, field or value.
 """
+from __future__ import annotations
+
+from typing import Any, Iterable
 
 
 class PipecoreError(Exception):
@@ -21,7 +24,7 @@ class EmptyGraphError(InvalidGraphError):
 class CycleError(InvalidGraphError):
     """The graph has a directed cycle; ``cycle`` lists its nodes in order."""
 
-    def __init__(self, message, cycle=()):
+    def __init__(self, message: str, cycle: Iterable[Any] = ()) -> None:
         super().__init__(message)
         self.cycle = list(cycle)
 
@@ -80,7 +83,8 @@ class BudgetExceededError(PipecoreError, RuntimeError):
         What the method had counted (ideals, pairs, ...).
     """
 
-    def __init__(self, message: str, reason: str, partition=None, stats=None):
+    def __init__(self, message: str, reason: str, partition: Any = None,
+                 stats: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.reason = reason
         self.partition = partition

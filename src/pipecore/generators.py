@@ -52,6 +52,10 @@ def dnn_like(n_blocks: int = 12, *, branches: int = 2, seed: int = 0) -> Graph:
     mem: list[float] = []
     names: list[str] = []
 
+    def edge(u: int, v: int) -> None:
+        src.append(u)
+        dst.append(v)
+
     def op(name: str, heavy: bool) -> int:
         names.append(name)
         scale = rng.lognormal(1.5, 0.5) if heavy else rng.lognormal(-1.0, 0.7)
@@ -63,24 +67,24 @@ def dnn_like(n_blocks: int = 12, *, branches: int = 2, seed: int = 0) -> Graph:
     prev = op("input", False)
     for b in range(n_blocks):
         entry = op(f"block{b}.entry", False)
-        src.append(prev), dst.append(entry)
+        edge(prev, entry)
         tails = []
         for h in range(branches):
             last = entry
             for j in range(int(rng.integers(2, 5))):
                 v = op(f"block{b}.branch{h}.op{j}", j == 0)
-                src.append(last), dst.append(v)
+                edge(last, v)
                 last = v
             tails.append(last)
         merge = op(f"block{b}.merge", False)
         for t in tails:
-            src.append(t), dst.append(merge)
-        src.append(entry), dst.append(merge)  # residual
+            edge(t, merge)
+        edge(entry, merge)  # residual
         norm = op(f"block{b}.norm", False)
-        src.append(merge), dst.append(norm)
+        edge(merge, norm)
         prev = norm
     out = op("output", True)
-    src.append(prev), dst.append(out)
+    edge(prev, out)
     return Graph(len(names), src, dst, work, comm, mem, names=names,
                  metadata={"generator": "dnn_like", "seed": seed, "n_blocks": n_blocks})
 
@@ -114,6 +118,68 @@ REGAL_MIX = {"chain": 0.15, "residual": 0.25, "bottleneck": 0.15, "inception": 0
              "branch2": 0.1, "attention": 0.25}
 
 
+def _draw_blocks(rng: np.random.Generator, p: np.ndarray, sizes_t: np.ndarray,
+                 body: int) -> tuple[np.ndarray, int]:
+    """Template indices of blocks drawn with probabilities ``p`` until ``body`` nodes are
+    (almost) full, and the nodes they use (< the smallest template short of ``body``)."""
+    draw = rng.choice(p.size, size=max(1, body // int(sizes_t.min()) + 1), p=p)
+    csum = np.cumsum(sizes_t[draw])
+    nb = int(np.searchsorted(csum, body, side="right"))  # whole blocks that fit
+    blocks = list(draw[:nb])
+    used = int(csum[nb - 1]) if nb else 0
+    while True:  # top up with blocks that still fit (< 15 nodes left: a few steps)
+        fits = np.flatnonzero((sizes_t <= body - used) & (p > 0))
+        if fits.size == 0:
+            break
+        t = int(rng.choice(fits, p=p[fits] / p[fits].sum()))
+        blocks.append(t)
+        used += int(sizes_t[t])
+    return np.asarray(blocks, dtype=np.int64), used
+
+
+def _op_names(kinds_: list[str], kind: np.ndarray, block_of: np.ndarray,
+              block_arr: np.ndarray, start: np.ndarray) -> list[str]:
+    """Readable node names ``b{block}.{template}.{op|ew|mv}{offset}``."""
+    n = kind.size
+    block_names = np.array(kinds_ + ["fill"])
+    bk = np.where(block_of >= 0, block_arr[np.maximum(block_of, 0)] if block_arr.size else 0,
+                  len(kinds_))
+    label = [f"n{i}" for i in range(n)]
+    label[0], label[-1] = "input", "output"
+    op_name = {b"H": "op", b"L": "ew", b"D": "mv"}
+    for i in range(1, n - 1):
+        b = int(block_of[i])
+        label[i] = (f"b{b}.{block_names[bk[i]]}.{op_name[kind[i]]}{i - int(start[b])}"
+                    if b >= 0 else f"tail.ew{i}")
+    return label
+
+
+def _block_edges(rng: np.random.Generator, kinds_: list[str], block_arr: np.ndarray,
+                 start: np.ndarray, exit_: np.ndarray, used: int, n: int,
+                 long_skip: float) -> np.ndarray:
+    """(m, 2) edges: template edges shifted by block start, block-to-block links, long
+    skips, and the fill chain to the output node. Vectorised over blocks."""
+    nb = block_arr.size
+    e_parts = []
+    for t, k in enumerate(kinds_):
+        sel = np.flatnonzero(block_arr == t)
+        if sel.size:
+            te = np.array(_TEMPLATES[k][1], dtype=np.int64)
+            e_parts.append((te[None, :, :] + start[sel, None, None]).reshape(-1, 2))
+    if nb:
+        prev_exit = np.concatenate([[0], exit_[:-1]])
+        e_parts.append(np.stack([prev_exit, start], axis=1))
+        far = np.flatnonzero(rng.random(nb) < long_skip)
+        far = far[far >= 2]
+        if far.size:
+            back = (rng.random(far.size) * (far - 1)).astype(np.int64)  # block in [0, b-2]
+            e_parts.append(np.stack([exit_[back], start[far]], axis=1))
+    chain = np.arange(1 + used, n, dtype=np.int64)  # fill ops, then the output node
+    last = int(exit_[-1]) if nb else 0
+    e_parts.append(np.stack([np.concatenate([[last], chain[:-1]]), chain], axis=1))
+    return np.concatenate(e_parts)
+
+
 def regal_like(n: int, *, seed: int = 0, mix: dict[str, float] | None = None,
                long_skip: float = 0.05, skew: float = 1.0, names: bool = True) -> Graph:
     """A realistic DNN-like DAG with exactly ``n`` nodes (REGAL-style testbed generator).
@@ -145,28 +211,15 @@ def regal_like(n: int, *, seed: int = 0, mix: dict[str, float] | None = None,
     rng = np.random.default_rng(seed)
     sizes_t = np.array([len(_TEMPLATES[k][0]) for k in kinds_])
 
-    # draw blocks until the body (n - 2 nodes between input and output) is full
-    body = n - 2
-    draw = rng.choice(len(kinds_), size=max(1, body // int(sizes_t.min()) + 1), p=p)
-    csum = np.cumsum(sizes_t[draw])
-    nb = int(np.searchsorted(csum, body, side="right"))  # whole blocks that fit
-    blocks = list(draw[:nb])
-    used = int(csum[nb - 1]) if nb else 0
-    while True:  # top up with blocks that still fit (< 15 nodes left: a few steps)
-        fits = np.flatnonzero((sizes_t <= body - used) & (p > 0))
-        if fits.size == 0:
-            break
-        t = int(rng.choice(fits, p=p[fits] / p[fits].sum()))
-        blocks.append(t)
-        used += int(sizes_t[t])
-    blocks = np.asarray(blocks, dtype=np.int64)
-    nb = int(blocks.size)
+    body = n - 2  # nodes between input and output
+    block_arr, used = _draw_blocks(rng, p, sizes_t, body)
+    nb = int(block_arr.size)
     fill = body - used                                   # leftover: a plain op chain
 
     # node kinds and block ids
-    kind_str = "".join(_TEMPLATES[kinds_[b]][0] for b in blocks) + "L" * fill
+    kind_str = "".join(_TEMPLATES[kinds_[b]][0] for b in block_arr) + "L" * fill
     kind = np.frombuffer(("D" + kind_str + "H").encode(), dtype="S1")
-    size_b = sizes_t[blocks]
+    size_b = sizes_t[block_arr]
     start = 1 + np.concatenate([[0], np.cumsum(size_b)[:-1]]).astype(np.int64) if nb else \
         np.zeros(0, dtype=np.int64)
     exit_ = start + size_b - 1
@@ -174,25 +227,7 @@ def regal_like(n: int, *, seed: int = 0, mix: dict[str, float] | None = None,
     if nb:
         block_of[1:1 + used] = np.repeat(np.arange(nb), size_b)
 
-    # edges: template edges shifted by block start, block-to-block links, fill chain
-    e_parts = []
-    for t, k in enumerate(kinds_):
-        sel = np.flatnonzero(blocks == t)
-        if sel.size:
-            te = np.array(_TEMPLATES[k][1], dtype=np.int64)
-            e_parts.append((te[None, :, :] + start[sel, None, None]).reshape(-1, 2))
-    if nb:
-        prev_exit = np.concatenate([[0], exit_[:-1]])
-        e_parts.append(np.stack([prev_exit, start], axis=1))
-        far = np.flatnonzero(rng.random(nb) < long_skip)
-        far = far[far >= 2]
-        if far.size:
-            back = (rng.random(far.size) * (far - 1)).astype(np.int64)  # block in [0, b-2]
-            e_parts.append(np.stack([exit_[back], start[far]], axis=1))
-    chain = np.arange(1 + used, n, dtype=np.int64)  # fill ops, then the output node
-    last = int(exit_[-1]) if nb else 0
-    e_parts.append(np.stack([np.concatenate([[last], chain[:-1]]), chain], axis=1))
-    edges = np.concatenate(e_parts)
+    edges = _block_edges(rng, kinds_, block_arr, start, exit_, used, n, long_skip)
 
     # costs: per-block activation scale (random walk), skewed op costs
     scale_b = np.exp(np.cumsum(rng.normal(0.0, 0.15, max(nb, 1))))
@@ -206,17 +241,7 @@ def regal_like(n: int, *, seed: int = 0, mix: dict[str, float] | None = None,
                     np.where(light, rng.lognormal(-1.5, 0.5 * s, n), 0.0)) * scale
     comm = rng.lognormal(-1.0, 0.3 * s, n) * scale
     mem = np.where(heavy, rng.lognormal(15.0, 1.2 * s, n), rng.lognormal(7.0, 0.5 * s, n))
-    label = None
-    if names:
-        block_names = np.array(kinds_ + ["fill"])
-        bk = np.where(block_of >= 0, blocks[np.maximum(block_of, 0)] if nb else 0, len(kinds_))
-        label = [f"n{i}" for i in range(n)]
-        label[0], label[-1] = "input", "output"
-        op_name = {b"H": "op", b"L": "ew", b"D": "mv"}
-        for i in range(1, n - 1):
-            b = int(block_of[i])
-            label[i] = (f"b{b}.{block_names[bk[i]]}.{op_name[kind[i]]}{i - int(start[b])}"
-                        if b >= 0 else f"tail.ew{i}")
+    label = _op_names(kinds_, kind, block_of, block_arr, start) if names else None
     return Graph(n, edges[:, 0], edges[:, 1], work, comm, mem, names=label,
                  metadata={"generator": "regal_like", "seed": seed, "n": n, "blocks": nb,
                            "long_skip": long_skip, "skew": skew})

@@ -92,9 +92,8 @@ def _edge_array(edges) -> np.ndarray:
             raise errors.InvalidGraphError(f"edges: expected shape (m, 2), got {edges.shape}")
         flat = as_int_array(edges.ravel(), "edges", maximum=None)
         return flat.reshape(-1, 2)
-    pairs = _pairs(edges)
-    flat = [x for e in pairs for x in e]
-    return as_int_array(flat, "edges", maximum=None).reshape(-1, 2)
+    ends = [x for e in _pairs(edges) for x in e]
+    return as_int_array(ends, "edges", maximum=None).reshape(-1, 2)
 
 
 class Graph:
@@ -190,9 +189,9 @@ class Graph:
         self.group = self._check_group(group)
         self.backward = self._check_backward(backward)
         self.metadata = dict(metadata or {})
-        self._topo = None
-        self._contraction = None
-        self._precedence = None
+        self._topo: np.ndarray | None = None
+        self._contraction: Contraction | None = None
+        self._precedence: tuple[np.ndarray, np.ndarray] | None = None
         self.topological_order()  # raises CycleError
 
     # ------------------------------------------------------------------ constructors
@@ -206,6 +205,17 @@ class Graph:
         the endpoints are node indices ``0..n-1`` with ``n = len(work)``; with
         ``ids`` (one hashable id per node, in the order of ``work``) the endpoints
         are ids, which must be unique. Names default to ``str(id)``.
+
+        Examples
+        --------
+        >>> g = Graph.from_edges([("embed", "attn"), ("attn", "mlp")], work=[1.0, 4.0, 2.0],
+        ...                      comm=[0.5, 0.5, 0.1], ids=["embed", "attn", "mlp"])
+        >>> g.n, g.m, g.names[1]
+        (3, 2, 'attn')
+        >>> Graph.from_edges([(0, 5)], work=[1.0, 1.0])
+        Traceback (most recent call last):
+        ...
+        pipecore.errors.UnknownNodeError: ...
         """
         if work is None:
             raise errors.InvalidCostError("work: expected a 1-D array with one value per node")

@@ -29,7 +29,14 @@ def list_models() -> list[str]:
 
 
 def load_model(name: str = DEFAULT_MODEL) -> Graph:
-    """Load an embedded model by name (see :func:`list_models`)."""
+    """Load an embedded model by name (see :func:`list_models`).
+
+    Examples
+    --------
+    >>> g = load_model("bert-base")
+    >>> "bert-base" in list_models(), g.n > 100, g.metadata["time_unit"]  # microseconds
+    (True, True, 1e-06)
+    """
     from .io import load_graph
 
     names = list_models()

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 from .errors import InvalidOptionError
 from ._validate import as_float, as_int
@@ -26,7 +28,7 @@ _NONE_WORDS = ("none", "null")
 class Option:
     """One option: ``kind`` is ``int``, ``float``, ``bool``, ``str`` or ``"seconds"``.
 
-    ``minimum``/``maximum`` bound numbers (``strict`` makes the minimum exclusive),
+    ``minimum``/``maximum`` bound numbers (``strict``/``strict_max`` make them exclusive),
     ``choices`` lists the allowed strings, ``nullable`` allows ``None`` (meaning "the
     method decides", documented in ``help``).
     """
@@ -38,6 +40,7 @@ class Option:
     minimum: float | None = None
     maximum: float | None = None
     strict: bool = False
+    strict_max: bool = False
     choices: Sequence[str] | None = None
     nullable: bool = False
 
@@ -57,7 +60,8 @@ class Option:
                           maximum=_int_or_none(self.maximum), error=InvalidOptionError)
         if self.kind in (float, "seconds"):
             return as_float(value, where, minimum=self.minimum, maximum=self.maximum,
-                            strict_minimum=self.strict, allow_inf=self.kind == "seconds",
+                            strict_minimum=self.strict, strict_maximum=self.strict_max,
+                            allow_inf=self.kind == "seconds",
                             error=InvalidOptionError)
         if self.kind is str:
             if not isinstance(value, str):
@@ -104,7 +108,8 @@ class Option:
             rng = " in {" + ", ".join(self.choices) + "}"
         elif self.minimum is not None or self.maximum is not None:
             lo = "" if self.minimum is None else f"{self.minimum:g} {'<' if self.strict else '<='} "
-            hi = "" if self.maximum is None else f" <= {self.maximum:g}"
+            hi = "" if self.maximum is None else \
+                f" {'<' if self.strict_max else '<='} {self.maximum:g}"
             rng = f" ({lo}x{hi})"
         return f"{self.name} ({kind}{rng}, default {self.default!r}): {self.help}"
 
@@ -125,7 +130,7 @@ class OptionSet:
     def __contains__(self, name: str) -> bool:
         return name in self.options
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Option]:
         return iter(self.options.values())
 
     def __or__(self, other: "OptionSet") -> "OptionSet":
@@ -160,11 +165,11 @@ class OptionSet:
         return "\n".join(o.describe() for o in self.options.values())
 
 
-def method(name: str, options: Iterable[Option] = ()) -> Callable[[Callable], Callable]:
+def method(name: str, options: Iterable[Option] = ()) -> Callable[[_F], _F]:
     """Declare a solver method's name and options on its function (``fn.options``)."""
     spec = OptionSet(f"method {name!r}", options)
 
-    def wrap(fn: Callable) -> Callable:
+    def wrap(fn: _F) -> _F:
         fn.options = spec  # type: ignore[attr-defined]
         fn.method_name = name  # type: ignore[attr-defined]
         return fn

@@ -100,8 +100,8 @@ class Problem:
     graph: Graph
     k: int
     mem_cap: float | None = None
-    schedule: Schedule = Schedule.PLAIN
-    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+    schedule: Schedule | str = Schedule.PLAIN
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.graph, Graph):
@@ -148,7 +148,8 @@ class Problem:
             g = self.graph
             arr = g.mem + g.act_mem if g.act_mem.any() else g.mem
             self._cache[key] = arr
-        return self._cache[key]
+        out: np.ndarray = self._cache[key]
+        return out
 
     def inflight(self, k: int | None = None) -> np.ndarray:
         """Activation multiplier of each of ``k`` stage positions (default ``k_eff``),
@@ -210,5 +211,5 @@ class Problem:
 
     def __repr__(self) -> str:
         cap = "" if self.mem_cap is None else f", mem_cap={self.mem_cap:g}"
-        sched = "" if self.schedule is Schedule.PLAIN else f", schedule={self.schedule.value!r}"
+        sched = "" if self.schedule is Schedule.PLAIN else f", schedule={Schedule(self.schedule).value!r}"
         return f"Problem({self.graph!r}, k={self.k}{cap}{sched})"

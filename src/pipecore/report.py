@@ -173,7 +173,8 @@ def plot_stages(work: Sequence[float], recv: Sequence[float], send: Sequence[flo
     if lower_bound is not None and _finite(lower_bound) and lower_bound > 0:
         ax.axhline(lower_bound, color="green", lw=1, ls="--",
                    label=f"lower bound {lower_bound:.4g}")
-    top = max(bott, float(lower_bound) if _finite(lower_bound) else 0.0)
+    top = max(bott, float(lower_bound) if lower_bound is not None and _finite(lower_bound)
+              else 0.0)
     if top > 0:
         ax.set_ylim(0, 1.1 * top)  # headroom so the bottleneck line stays visible
     ax.set_xticks(x)
@@ -223,7 +224,7 @@ def _pick_instance(rows: Sequence[dict], graph=None, k=None, key=None):
         graph = min(str(r.get("graph")) for r in cands)  # first graph of the summary table
     cands = [r for r in cands if r.get("graph") == graph]
     if k is not None and not any(r.get("k") == k for r in cands):
-        ks = sorted({r.get("k") for r in cands})
+        ks = sorted({int(r["k"]) for r in cands if r.get("k") is not None})
         raise ValueError(f"no finished result for graph {graph!r} with k={k}; "
                          f"k values with a partition: {ks or 'none'}")
     if k is None and cands:

@@ -164,7 +164,7 @@ def run_instance(inst: Instance) -> dict[str, Any]:
         cap = graph.metadata.get("mem_cap") if inst.mem_cap == "graph" else inst.mem_cap
         row.update(n=graph.n, m=graph.m, mem_cap_used=_num(cap),
                    time_unit=graph.metadata.get("time_unit"))
-        res = solve(graph, inst.k, method=inst.method, mem_cap=cap,
+        res = solve(graph, inst.k, method=inst.method, mem_cap=cap,  # type: ignore[arg-type]
                     time_limit=inst.time_limit, seed=inst.seed)
         row.update(quality=res.quality.value, termination=res.termination.value,
                    upper_bound=_num(res.upper_bound), lower_bound=_num(res.lower_bound),
@@ -266,7 +266,8 @@ class _ParquetWriter:
 
     def __init__(self, path: str, batch: int = 16):
         _pyarrow()  # fail before any work is done
-        self.path, self.batch, self.buf = path, batch, []
+        self.path, self.batch = path, batch
+        self.buf: list[dict[str, Any]] = []
         os.makedirs(path, exist_ok=True)
 
     def write(self, row: dict) -> None:

@@ -115,6 +115,27 @@ cdef int _check(const int32_t[::1] stage, Py_ssize_t n, Py_ssize_t k) except -1:
     return 0
 
 
+cdef int _check_around(const int32_t[::1] stage, Py_ssize_t k, int v,
+                       const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
+                       const int32_t[::1] pred_ptr, const int32_t[::1] pred_idx) except -1:
+    """Range-check the stages a move of v reads: v, its neighbours and its predecessors'
+    successors."""
+    cdef Py_ssize_t e, f
+    cdef int32_t u
+    cdef bint ok = 0 <= stage[v] < k
+    with nogil:
+        for e in range(succ_ptr[v], succ_ptr[v + 1]):
+            ok = ok and 0 <= stage[succ_idx[e]] < k
+        for e in range(pred_ptr[v], pred_ptr[v + 1]):
+            u = pred_idx[e]
+            ok = ok and 0 <= stage[u] < k
+            for f in range(succ_ptr[u], succ_ptr[u + 1]):
+                ok = ok and 0 <= stage[succ_idx[f]] < k
+    if not ok:
+        raise ValueError(f"a stage read by the move of node {v} is outside 0..{k - 1}")
+    return 0
+
+
 def stage_breakdown(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
                     const double[::1] work, const double[::1] comm,
                     const int32_t[::1] stage, double[::1] w_out,
@@ -157,11 +178,16 @@ def move_delta(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
                const int32_t[::1] pred_ptr, const int32_t[::1] pred_idx,
                const double[::1] work, const double[::1] comm,
                int32_t[::1] stage, int v, int new_stage, double[::1] delta):
-    """Add to ``delta`` (length k) the stage-cost change of moving v to ``new_stage``."""
+    """Add to ``delta`` (length k) the stage-cost change of moving v to ``new_stage``.
+
+    O(deg(v) + deg of v's predecessors) plus an O(k) scratch array: only the stages the
+    move reads are range-checked (ValueError), so the call stays independent of n."""
     cdef Py_ssize_t k = delta.shape[0]
-    _check(stage, work.shape[0], k)
+    if stage.shape[0] != work.shape[0]:
+        raise ValueError(f"stage vector has {stage.shape[0]} entries for {work.shape[0]} nodes")
     if not (0 <= v < work.shape[0] and 0 <= new_stage < k):
         raise ValueError(f"node {v} or stage {new_stage} out of range")
+    _check_around(stage, k, v, succ_ptr, succ_idx, pred_ptr, pred_idx)
     cdef int32_t[::1] mark = _full_int32(k, -1)
     cdef int32_t stamp = 0
     with nogil:

@@ -284,22 +284,38 @@ cdef struct Inc:
     const int32_t* qof       # quotient node of each original node
     unsigned char* state     # 1 while the original node is in S
     int32_t* outc            # for x in S: successors of x outside S
-    int32_t* rc              # for u in I: successors of u inside S
+    int32_t* rc              # for u not in S: successors of u inside S
+    const uint64_t* ibits    # member bitset of I (training graphs only)
+    bint training
 
 
-cdef inline void _inc_add(Inc* c, int32_t v, double* recv, double* send) noexcept nogil:
+cdef inline bint _in_i(Inc* c, int32_t u) noexcept nogil:
+    cdef int32_t t = c.qof[u]
+    return (c.ibits[t >> 6] >> (t & 63)) & 1
+
+
+cdef inline void _inc_add(Inc* c, int32_t v, double* recv, double* send,
+                          double* recv_i) noexcept nogil:
     """Add quotient node v (all members) to S; update received / sent communication.
 
-    Predecessors of S lie in J = I + S, so a predecessor not flagged in S is in I:
-    it starts sending to S when its receive counter goes 0 -> 1. A producer in S
-    stops sending when its out-counter reaches 0. O(sum of member in-degrees).
+    ``recv`` is comm(In(S)); ``recv_i`` the part received from producers in I, which
+    never join S, so it only grows along the DFS (the pruning bound). Inference
+    graphs: every predecessor of S outside S is in I (``recv_i == recv``). Training
+    graphs (DESIGN.md section 1b): a producer outside J may feed S (an edge into a
+    backward node) and may join S later, which ends its receive term; a member of v
+    may already feed S (``rc`` counts its successors in S), which sets its sent
+    term at once. O(sum of member in-degrees).
     """
     cdef int32_t a = c.mptr[v], b = c.mptr[v + 1], i, x, u, e
-    cdef double r = recv[0], s = send[0]
+    cdef double r = recv[0], s = send[0], ri = recv_i[0]
     for i in range(a, b):
         x = c.midx[i]
         c.state[x] = 1
-        c.outc[x] = c.outdeg[x]
+    for i in range(a, b):
+        x = c.midx[i]
+        if c.rc[x] > 0:              # training only: S received x, now holds it
+            r -= c.comm[x]
+        c.outc[x] = c.outdeg[x] - c.rc[x]
     for i in range(a, b):
         x = c.midx[i]
         for e in range(c.pptr[x], c.pptr[x + 1]):
@@ -312,16 +328,20 @@ cdef inline void _inc_add(Inc* c, int32_t v, double* recv, double* send) noexcep
                 c.rc[u] += 1
                 if c.rc[u] == 1:
                     r += c.comm[u]
+                    if c.training and _in_i(c, u):
+                        ri += c.comm[u]
     for i in range(a, b):
         x = c.midx[i]
         if c.outc[x] > 0:
             s += c.comm[x]
     recv[0] = r
     send[0] = s
+    recv_i[0] = ri if c.training else r
 
 
 cdef inline void _inc_undo(Inc* c, int32_t v) noexcept nogil:
-    """Reverse ``_inc_add(v)`` on the counters (costs are restored from the DFS stack)."""
+    """Reverse ``_inc_add(v)`` on the counters (costs are restored from the DFS stack;
+    ``rc`` of v's members was frozen while they were in S)."""
     cdef int32_t a = c.mptr[v], b = c.mptr[v + 1], i, x, u, e
     for i in range(a, b):
         x = c.midx[i]
@@ -344,13 +364,21 @@ cdef class IdealKernel:
 
     Holds raw pointers into arrays it keeps alive. ``run`` processes ideals in
     size order in chunks so Python can check the time budget between chunks.
+
+    Memory: stage b (1-based, of k) holds ``qmem + mult_b * qact`` with
+    ``mult_b = k - b`` under 1F1B (``qmem`` already counts one micro-batch of
+    activations) and 0 otherwise; DESIGN.md section 1b.
     """
     cdef Inc inc
     cdef list _keep
-    cdef int32_t q, k
+    cdef int32_t q, k, words
     cdef double cap_hard, cap_prune, slack
+    cdef bint onef, all_b
     cdef const double* qwork
     cdef const double* qmem
+    cdef const double* qact
+    cdef uint64_t* cbits
+    cdef const uint64_t* bits
     # DP state
     cdef int64_t N
     cdef const int64_t* fr_ptr
@@ -364,29 +392,45 @@ cdef class IdealKernel:
     cdef int32_t* st_J
     cdef int32_t* st_v
     cdef int64_t* st_pos
-    cdef double* st_w
-    cdef double* st_m
-    cdef double* st_r
-    cdef double* st_s
+    cdef double* st_d        # per depth: work, mem, act, recv, send, recv from I
     cdef int32_t* act_b
     cdef double* act_val
     cdef double* thr_w
     cdef double* thr_m
+    cdef double* act_mult
     cdef public double ub
     cdef public int64_t pairs, expanded, examined
 
-    def __init__(self, pred_ptr, pred_idx, outdeg, comm, mptr, midx, qof, qwork, qmem,
-                 int k, double cap_hard, double cap_prune, double slack):
+    def __init__(self, pred_ptr, pred_idx, outdeg, comm, mptr, midx, qof, qwork, qmem, qact,
+                 int k, double cap_hard, double cap_prune, double slack,
+                 bint training=False, bint one_f_one_b=False):
         import numpy as np
         n = len(outdeg)
         self._keep = [np.ascontiguousarray(a) for a in
-                      (pred_ptr, pred_idx, outdeg, comm, mptr, midx, qof, qwork, qmem)]
+                      (pred_ptr, pred_idx, outdeg, comm, mptr, midx, qof, qwork, qmem, qact)]
         # never hand out pointers into empty arrays
         self._keep = [a if a.size else np.zeros(1, dtype=a.dtype) for a in self._keep]
-        state = np.zeros(n, dtype=np.uint8)
-        outc = np.zeros(n, dtype=np.int32)
-        rc = np.zeros(n, dtype=np.int32)
-        self._keep += [state, outc, rc]
+        self.q = len(qwork)
+        self.k = k
+        self.words = max((self.q + 63) >> 6, 1)
+        self._keep += [np.zeros(n, dtype=np.uint8), np.zeros(n, dtype=np.int32),
+                       np.zeros(n, dtype=np.int32), np.zeros(self.words, dtype=np.uint64),
+                       np.zeros(k + 1, dtype=np.int32), np.zeros(4 * (k + 1))]
+        self._attach(training)
+        self.cap_hard = cap_hard
+        self.cap_prune = cap_prune
+        self.slack = slack
+        self.onef = one_f_one_b
+        # 1F1B makes a stage's memory depend on its position, so equal DP values at
+        # different stage counts are no longer interchangeable (see _collect)
+        self.all_b = one_f_one_b and cap_hard < INF and bool(np.any(self._keep[9] > 0))
+        self.ub = INF
+        self.pairs = 0
+        self.expanded = 0
+        self.examined = 0
+        self.N = 0
+
+    def _attach(self, bint training):
         cdef const int32_t[::1] a_pptr = self._keep[0]
         cdef const int32_t[::1] a_pidx = self._keep[1]
         cdef const int32_t[::1] a_outdeg = self._keep[2]
@@ -396,9 +440,13 @@ cdef class IdealKernel:
         cdef const int32_t[::1] a_qof = self._keep[6]
         cdef const double[::1] a_qwork = self._keep[7]
         cdef const double[::1] a_qmem = self._keep[8]
-        cdef unsigned char[::1] a_state = state
-        cdef int32_t[::1] a_outc = outc
-        cdef int32_t[::1] a_rc = rc
+        cdef const double[::1] a_qact = self._keep[9]
+        cdef unsigned char[::1] a_state = self._keep[10]
+        cdef int32_t[::1] a_outc = self._keep[11]
+        cdef int32_t[::1] a_rc = self._keep[12]
+        cdef uint64_t[::1] a_cbits = self._keep[13]
+        cdef int32_t[::1] a_ai = self._keep[14]
+        cdef double[::1] a_ad = self._keep[15]
         self.inc.pptr = &a_pptr[0]
         self.inc.pidx = &a_pidx[0]
         self.inc.outdeg = &a_outdeg[0]
@@ -409,18 +457,49 @@ cdef class IdealKernel:
         self.inc.state = &a_state[0]
         self.inc.outc = &a_outc[0]
         self.inc.rc = &a_rc[0]
+        self.inc.training = training
+        self.cbits = &a_cbits[0]
+        self.inc.ibits = self.cbits
         self.qwork = &a_qwork[0]
         self.qmem = &a_qmem[0]
-        self.q = len(qwork)
-        self.k = k
-        self.cap_hard = cap_hard
-        self.cap_prune = cap_prune
-        self.slack = slack
-        self.ub = INF
-        self.pairs = 0
-        self.expanded = 0
-        self.examined = 0
-        self.N = 0
+        self.qact = &a_qact[0]
+        self.act_b = &a_ai[0]
+        self.act_val = &a_ad[0]
+        self.thr_w = &a_ad[self.k + 1]
+        self.thr_m = &a_ad[2 * (self.k + 1)]
+        self.act_mult = &a_ad[3 * (self.k + 1)]
+
+    cdef inline int32_t _collect(self, const double* col, int64_t stride, double ubt,
+                          double rem_w, double rem_m) noexcept nogil:
+        """Stage counts b worth extending from an ideal with D[b-1] = col[(b-1) * stride]:
+        values <= UB whose remainder (work ``rem_w``, mem ``rem_m``) fits the k - b + 1
+        stages left. D[.] is non-increasing in b (empty stages), and with
+        position-independent memory only its strict breakpoints matter: a stage after
+        an equal D[b-2] reaches the same D[b][J] through the empty-stage step. Under
+        1F1B with a binding cap a later position holds less memory, so every b is kept.
+        Fills act_b / act_val / thr_w / thr_m / act_mult; returns their number."""
+        cdef int32_t k = self.k, b, nact = 0
+        cdef double x, prev = INF
+        for b in range(1, k + 1):
+            x = col[(b - 1) * stride]
+            if (x < prev or (self.all_b and x < INF)) and x <= ubt:
+                if rem_w <= (k - b + 1) * ubt and rem_m <= (k - b + 1) * self.cap_prune:
+                    self.act_b[nact] = b
+                    self.act_val[nact] = x
+                    self.act_mult[nact] = (k - b) if self.onef else 0.0
+                    if b < k:
+                        self.thr_w[nact] = (k - b) * ubt
+                        self.thr_m[nact] = (k - b) * self.cap_prune
+                    else:
+                        self.thr_w[nact] = -1.0   # last stage must end at V
+                        self.thr_m[nact] = -1.0
+                    nact += 1
+            if x < prev:
+                prev = x
+        return nact
+
+    cdef inline double _cut(self) noexcept nogil:
+        return self.ub + self.slack * (self.ub if self.ub > 1.0 else 1.0)
 
     # ------------------------------------------------------------------ chain DP
     def chain(self, const int32_t[::1] order, int32_t[::1] stage_out, double deadline=INF):
@@ -430,92 +509,38 @@ cdef class IdealKernel:
         computed incrementally while j grows from i: O(q^2 * deg + q^2 * k) time
         in the worst case, O(q * k) memory. The ideal DP's exact cuts apply with
         UB = ``self.ub`` (the best bottleneck already known): segments over the
-        memory cap or whose work + received communication (both grow with j)
-        exceed UB are cut; only strict breakpoints of E[.][i] are extended, and
-        only when the rest of the order fits in the remaining stages (work <= UB,
-        mem <= cap each). Writes the stage of every quotient node and returns the
+        memory cap or whose work + communication received from the prefix (both
+        grow with j) exceed UB are cut; only the stage counts of ``_collect`` are
+        extended. Writes the stage of every quotient node and returns the
         bottleneck (inf if no slicing meets the cap or beats ``self.ub``, or when the
         monotonic clock passes ``deadline``, checked every 64 start positions).
         """
-        cdef int32_t q = self.q, k = self.k, i, j, b, v, t, nact
-        cdef double w, m, r, s, f, val, x, prev
+        cdef int32_t q = self.q, k = self.k, i, j, b, w
         cdef double* E = <double*>malloc((k + 1) * (q + 1) * sizeof(double))
         cdef int32_t* P = <int32_t*>malloc((k + 1) * (q + 1) * sizeof(int32_t))
         cdef double* pw = <double*>malloc((q + 1) * sizeof(double))
         cdef double* pm = <double*>malloc((q + 1) * sizeof(double))
-        cdef int32_t* act_b = <int32_t*>malloc((k + 1) * sizeof(int32_t))
-        cdef double* act_val = <double*>malloc((k + 1) * sizeof(double))
-        cdef double best, cut = self.ub + self.slack * (self.ub if self.ub > 1.0 else 1.0)
-        cdef double capp = self.cap_prune
+        cdef double best
         with nogil:
             pw[0] = 0.0
             pm[0] = 0.0
             for j in range(q):
                 pw[j + 1] = pw[j] + self.qwork[order[j]]
                 pm[j + 1] = pm[j] + self.qmem[order[j]]
-            for b in range(k + 1):
-                for j in range(q + 1):
-                    E[b * (q + 1) + j] = INF
-                    P[b * (q + 1) + j] = -1
+            for b in range((k + 1) * (q + 1)):
+                E[b] = INF
+                P[b] = -1
+            for w in range(self.words):
+                self.cbits[w] = 0
+            self.inc.ibits = self.cbits
             E[0] = 0.0
             for i in range(q + 1):
-                # finalize column i: empty stages
-                for b in range(1, k + 1):
-                    if E[(b - 1) * (q + 1) + i] < E[b * (q + 1) + i]:
-                        E[b * (q + 1) + i] = E[(b - 1) * (q + 1) + i]
-                        P[b * (q + 1) + i] = EMPTY
-                if i == q:
-                    break
                 if (i & 63) == 0 and now() > deadline:
                     E[k * (q + 1) + q] = INF
                     break
-                nact = 0
-                prev = INF
-                for b in range(1, k + 1):
-                    x = E[(b - 1) * (q + 1) + i]
-                    if x < prev and x <= cut \
-                            and pw[q] - pw[i] <= (k - b + 1) * cut \
-                            and pm[q] - pm[i] <= (k - b + 1) * capp:
-                        act_b[nact] = b
-                        act_val[nact] = x
-                        nact += 1
-                    if x < prev:
-                        prev = x
-                if nact == 0:
-                    continue
-                w = 0.0; m = 0.0; r = 0.0; s = 0.0
-                j = i
-                while j < q:
-                    v = order[j]
-                    m += self.qmem[v]
-                    if m > self.cap_hard:
-                        break
-                    w += self.qwork[v]
-                    if w + r > cut:
-                        break
-                    _inc_add(&self.inc, v, &r, &s)
-                    j += 1
-                    if w + r > cut:
-                        break
-                    f = w + r + s
-                    if f > cut:
-                        continue
-                    for t in range(nact):
-                        b = act_b[t]
-                        if b < k:
-                            if pw[q] - pw[j] > (k - b) * cut or pm[q] - pm[j] > (k - b) * capp:
-                                continue
-                        elif j != q:
-                            continue
-                        val = act_val[t]
-                        if f > val:
-                            val = f
-                        if val < E[b * (q + 1) + j]:
-                            E[b * (q + 1) + j] = val
-                            P[b * (q + 1) + j] = i
-                while j > i:
-                    j -= 1
-                    _inc_undo(&self.inc, order[j])
+                if i > 0:
+                    self.cbits[order[i - 1] >> 6] |= (<uint64_t>1) << (order[i - 1] & 63)
+                self._chain_from(i, &order[0], E, P, pw, pm)
             best = E[k * (q + 1) + q]
             if best < INF:
                 j = q
@@ -529,17 +554,72 @@ cdef class IdealKernel:
                         j -= 1
                         stage_out[order[j]] = b - 1
                     b -= 1
-        free(E); free(P); free(pw); free(pm); free(act_b); free(act_val)
+        free(E); free(P); free(pw); free(pm)
         return best
+
+    cdef void _chain_from(self, int32_t i, const int32_t* order, double* E, int32_t* P,
+                          const double* pw, const double* pm) noexcept nogil:
+        """Finalise column i of the chain DP (empty stages), then relax every segment
+        order[i:j] from it (the incremental sweep)."""
+        cdef int32_t q = self.q, k = self.k, j, b, v, t, nact
+        cdef double w = 0.0, m = 0.0, a = 0.0, r = 0.0, s = 0.0, ri = 0.0, f, val
+        cdef double cut = self._cut()
+        for b in range(1, k + 1):
+            if E[(b - 1) * (q + 1) + i] < E[b * (q + 1) + i]:
+                E[b * (q + 1) + i] = E[(b - 1) * (q + 1) + i]
+                P[b * (q + 1) + i] = EMPTY
+        if i == q:
+            return
+        nact = self._collect(&E[i], q + 1, cut, pw[q] - pw[i], pm[q] - pm[i])
+        if nact == 0:
+            return
+        j = i
+        while j < q:
+            v = order[j]
+            m += self.qmem[v]
+            a += self.qact[v]
+            if m + self.act_mult[nact - 1] * a > self.cap_hard:
+                break                   # mem(S) only grows; the last b holds least
+            w += self.qwork[v]
+            if w + ri > cut:
+                break
+            _inc_add(&self.inc, v, &r, &s, &ri)
+            j += 1
+            if w + ri > cut:
+                break
+            f = w + r + s
+            if f > cut:
+                continue
+            for t in range(nact):
+                b = self.act_b[t]
+                if m + self.act_mult[t] * a > self.cap_hard:
+                    continue
+                if b < k:
+                    if pw[q] - pw[j] > self.thr_w[t] or pm[q] - pm[j] > self.thr_m[t]:
+                        continue
+                elif j != q:
+                    continue
+                val = self.act_val[t]
+                if f > val:
+                    val = f
+                if val < E[b * (q + 1) + j]:
+                    E[b * (q + 1) + j] = val
+                    P[b * (q + 1) + j] = i
+        while j > i:
+            j -= 1
+            _inc_undo(&self.inc, order[j])
 
     # ------------------------------------------------------------------ ideal DP
     def setup_dp(self, const int64_t[::1] fr_ptr, const int32_t[::1] fr_v,
                  const int32_t[::1] fr_next, const int64_t[::1] fr_start,
                  const double[::1] rem_work, const double[::1] rem_mem,
-                 double[::1] D, int32_t[::1] par, double ub):
-        """Attach the ideal lattice and the DP tables (D: N*(k+1), par: N*k)."""
+                 double[::1] D, int32_t[::1] par, double ub, const uint64_t[:, ::1] bits):
+        """Attach the ideal lattice, the ideals' member bitsets (N x words) and the DP
+        tables (D: N*(k+1), par: N*k)."""
         import numpy as np
-        self._keep += [fr_ptr, fr_v, fr_next, fr_start, rem_work, rem_mem, D, par]
+        if bits.shape[1] != self.words or bits.shape[0] != rem_work.shape[0]:
+            raise ValueError("bits: expected one bitset of the quotient per ideal")
+        self._keep += [fr_ptr, fr_v, fr_next, fr_start, rem_work, rem_mem, D, par, bits]
         self.N = rem_work.shape[0]
         self.fr_ptr = &fr_ptr[0]
         self.fr_v = &fr_v[0]
@@ -549,9 +629,10 @@ cdef class IdealKernel:
         self.rem_mem = &rem_mem[0]
         self.D = &D[0]
         self.par = &par[0]
+        self.bits = &bits[0, 0]
         st_i = np.zeros(2 * (self.q + 2), dtype=np.int32)
         st_p = np.zeros(self.q + 2, dtype=np.int64)
-        st_d = np.zeros(4 * (self.q + 2), dtype=np.float64)
+        st_d = np.zeros(6 * (self.q + 2), dtype=np.float64)
         self._keep += [st_i, st_p, st_d]
         cdef int32_t[::1] a_i = st_i
         cdef int64_t[::1] a_p = st_p
@@ -559,19 +640,7 @@ cdef class IdealKernel:
         self.st_J = &a_i[0]
         self.st_v = &a_i[self.q + 2]
         self.st_pos = &a_p[0]
-        self.st_w = &a_d[0]
-        self.st_m = &a_d[self.q + 2]
-        self.st_r = &a_d[2 * (self.q + 2)]
-        self.st_s = &a_d[3 * (self.q + 2)]
-        act_i = np.zeros(self.k + 1, dtype=np.int32)
-        act_d = np.zeros(3 * (self.k + 1), dtype=np.float64)
-        self._keep += [act_i, act_d]
-        cdef int32_t[::1] a_ai = act_i
-        cdef double[::1] a_ad = act_d
-        self.act_b = &a_ai[0]
-        self.act_val = &a_ad[0]
-        self.thr_w = &a_ad[self.k + 1]
-        self.thr_m = &a_ad[2 * (self.k + 1)]
+        self.st_d = &a_d[0]
         self.ub = ub
 
     def run(self, int64_t start, int64_t pair_quota):
@@ -585,56 +654,62 @@ cdef class IdealKernel:
         return i
 
     cdef void _process(self, int64_t I) noexcept nogil:
-        cdef int32_t k = self.k, k1 = self.k + 1, b, nact = 0, t, d, v
+        cdef int32_t k = self.k, k1 = self.k + 1, b, nact
         cdef double* Drow = self.D + I * k1
-        cdef double ubt, x, prev, w, m, r, s, f, val, ubcut
-        cdef int32_t* act_b = self.act_b
-        cdef double* act_val = self.act_val
-        cdef double* thr_w = self.thr_w
-        cdef double* thr_m = self.thr_m
-        cdef int64_t e, end, Jc, V = self.N - 1
-        cdef int32_t* par = self.par
-        cdef double* D = self.D
         # 1) empty stages: D[b][I] <= D[b-1][I]; D[.][I] is final from here on
         for b in range(1, k + 1):
             if Drow[b - 1] < Drow[b]:
                 Drow[b] = Drow[b - 1]
-                par[I * k + b - 1] = EMPTY
-        if I == V:
+                self.par[I * k + b - 1] = EMPTY
+        if I == self.N - 1:
             if Drow[k] < self.ub:
                 self.ub = Drow[k]
             return
-        # 2) stage counts worth extending: breakpoints of the non-increasing D[.][I]
-        # that are <= UB and leave a remainder coverable by the stages still left
-        ubt = self.ub + self.slack * (self.ub if self.ub > 1.0 else 1.0)
-        prev = INF
-        for b in range(1, k + 1):
-            x = Drow[b - 1]
-            if x < prev and x <= ubt:
-                if (self.rem_work[I] <= (k - b + 1) * ubt
-                        and self.rem_mem[I] <= (k - b + 1) * self.cap_prune):
-                    act_b[nact] = b
-                    act_val[nact] = x
-                    if b < k:
-                        thr_w[nact] = (k - b) * ubt
-                        thr_m[nact] = (k - b) * self.cap_prune
-                    else:
-                        thr_w[nact] = -1.0   # last stage must end at V
-                        thr_m[nact] = -1.0
-                    nact += 1
-            if x < prev:
-                prev = x
+        # 2) stage counts worth extending
+        nact = self._collect(Drow, 1, self._cut(), self.rem_work[I], self.rem_mem[I])
         if nact == 0:
             return
         self.expanded += 1
-        # 3) DFS over supersets J of I, canonical order (added indices increase)
-        d = 0
+        self.inc.ibits = self.bits + I * self.words
+        self._dfs(I, nact)
+
+    cdef inline void _relax(self, int64_t I, int64_t Jc, int32_t nact, double f, double m,
+                     double a) noexcept nogil:
+        """D[b][Jc] <- max(D[b-1][I], f) for every active b whose memory and remainder fit."""
+        cdef int32_t k = self.k, t, b
+        cdef double val
+        cdef double* D = self.D
+        for t in range(nact):
+            val = self.act_val[t]
+            if f > val:
+                val = f
+            b = self.act_b[t]
+            if val < D[Jc * (k + 1) + b]:
+                if m + self.act_mult[t] * a > self.cap_hard:
+                    continue
+                if self.thr_w[t] < 0.0:
+                    if Jc != self.N - 1:
+                        continue
+                elif self.rem_work[Jc] > self.thr_w[t] or self.rem_mem[Jc] > self.thr_m[t]:
+                    continue
+                D[Jc * (k + 1) + b] = val
+                self.par[Jc * k + b - 1] = <int32_t>I
+                if Jc == self.N - 1 and val < self.ub:
+                    self.ub = val
+
+    cdef void _dfs(self, int64_t I, int32_t nact) noexcept nogil:
+        """DFS over the supersets J of I in canonical order (added indices increase),
+        keeping f(J \\ I) incrementally; cuts on memory and on work + communication
+        received from I, which only grow below a node."""
+        cdef int32_t d = 0, v
+        cdef double w, m, a, r, s, ri, f, ubcut
+        cdef double mult_min = self.act_mult[nact - 1]
+        cdef double* st = self.st_d       # 6 doubles per depth
+        cdef int64_t e, end, Jc
         self.st_J[0] = <int32_t>I
         self.st_pos[0] = self.fr_ptr[I]
-        self.st_w[0] = 0.0
-        self.st_m[0] = 0.0
-        self.st_r[0] = 0.0
-        self.st_s[0] = 0.0
+        for e in range(6):
+            st[e] = 0.0
         while d >= 0:
             e = self.st_pos[d]
             end = self.fr_ptr[self.st_J[d] + 1]
@@ -646,43 +721,33 @@ cdef class IdealKernel:
             self.st_pos[d] = e + 1
             self.examined += 1
             v = self.fr_v[e]
-            m = self.st_m[d] + self.qmem[v]
-            if m > self.cap_hard:           # mem(S) only grows below this child
+            m = st[6 * d + 1] + self.qmem[v]
+            a = st[6 * d + 2] + self.qact[v]
+            if m + mult_min * a > self.cap_hard:    # mem(S) only grows below this child
                 continue
-            w = self.st_w[d] + self.qwork[v]
-            ubcut = self.ub + self.slack * (self.ub if self.ub > 1.0 else 1.0)
-            if w + self.st_r[d] > ubcut:    # work + received comm only grow
+            w = st[6 * d] + self.qwork[v]
+            ubcut = self._cut()
+            if w + st[6 * d + 5] > ubcut:           # work + comm received from I only grow
                 continue
-            r = self.st_r[d]
-            s = self.st_s[d]
-            _inc_add(&self.inc, v, &r, &s)
-            if w + r > ubcut:
+            r = st[6 * d + 3]
+            s = st[6 * d + 4]
+            ri = st[6 * d + 5]
+            _inc_add(&self.inc, v, &r, &s, &ri)
+            if w + ri > ubcut:
                 _inc_undo(&self.inc, v)
                 continue
             f = w + r + s
             Jc = self.fr_next[e]
             self.pairs += 1
             if f <= ubcut:
-                for t in range(nact):
-                    val = act_val[t]
-                    if f > val:
-                        val = f
-                    b = act_b[t]
-                    if val < D[Jc * k1 + b]:
-                        if thr_w[t] < 0.0:
-                            if Jc != V:
-                                continue
-                        elif self.rem_work[Jc] > thr_w[t] or self.rem_mem[Jc] > thr_m[t]:
-                            continue
-                        D[Jc * k1 + b] = val
-                        par[Jc * k + b - 1] = <int32_t>I
-                        if Jc == V and val < self.ub:
-                            self.ub = val
+                self._relax(I, Jc, nact, f, m, a)
             d += 1
             self.st_J[d] = <int32_t>Jc
             self.st_v[d] = v
             self.st_pos[d] = self.fr_start[e]
-            self.st_w[d] = w
-            self.st_m[d] = m
-            self.st_r[d] = r
-            self.st_s[d] = s
+            st[6 * d] = w
+            st[6 * d + 1] = m
+            st[6 * d + 2] = a
+            st[6 * d + 3] = r
+            st[6 * d + 4] = s
+            st[6 * d + 5] = ri

@@ -12,7 +12,11 @@ incrementally. Every move keeps all edges forward by construction:
   moves to s+1 (s-1) - the boundary between two stages shifts locally; capped at
   ``max_shift`` classes.
 
-Memory caps are checked before a move (per-stage memory is kept). The cost change
+Memory caps are checked before a move (per-stage memory is kept). Under 1F1B
+(``act``) stage t of k holds ``mem + (k - 1 - t) * act`` (``mem`` already counts one
+micro-batch): the position count is at least the number of non-empty stages from
+t on, so every accepted state is valid under the true 1F1B memory (conservative
+when empty stages are not first). The cost change
 of a move is the sum of :func:`move_delta_into` over the moved members, applied
 one after the other, i.e. O(sum over moved nodes of outdeg + sum of outdeg of
 their predecessors) plus O(k) to read the new maximum. Per-stage node lists are a
@@ -44,16 +48,18 @@ cdef class LocalState:
     cdef const double[::1] work, comm, mem
     cdef const int32_t[::1] q_succ_ptr, q_succ_idx, q_pred_ptr, q_pred_idx
     cdef const int32_t[::1] member_ptr, member_idx
-    cdef double[::1] qmem
+    cdef double[::1] qmem, qact, mult
+    cdef const double[::1] act
     cdef int32_t[::1] stage, qstage, best_stage, kmark, bucket, bpos, bstart, sbuf, smark
     cdef double[::1] cost, smem, delta, kw, kr, ks
     cdef int32_t stamp, sstamp
     cdef uint64_t rng
 
     def __init__(self, graph, contraction, int k, mem, double cap_limit, stage,
-                 uint64_t seed=1):
+                 uint64_t seed=1, act=None):
         """``mem``: memory per node as the problem counts it; ``cap_limit``: the cap with its
-        tolerance applied (``Problem.cap_limit``, inf for none)."""
+        tolerance applied (``Problem.cap_limit``, inf for none); ``act``: activation
+        memory per node for the 1F1B schedule (None: plain)."""
         cq = contraction.graph
         self.k = k
         self.n = graph.n
@@ -68,6 +74,10 @@ cdef class LocalState:
         self.member_ptr, self.member_idx = contraction.member_ptr, contraction.member_idx
         self.qmem = np.bincount(np.asarray(contraction.node_map), weights=self.mem,
                                 minlength=self.q).astype(np.float64)
+        self.act = np.zeros(self.n) if act is None else np.ascontiguousarray(act, dtype=np.float64)
+        self.qact = np.bincount(np.asarray(contraction.node_map), weights=self.act,
+                                minlength=self.q).astype(np.float64)
+        self.mult = np.zeros(k) if act is None else np.arange(k - 1, -1, -1, dtype=np.float64)
         st = np.ascontiguousarray(stage, dtype=np.int32).copy()
         self.stage = st
         qst = np.empty(self.q, dtype=np.int32)
@@ -119,7 +129,7 @@ cdef class LocalState:
                 self.cost[i] = self.kw[i] + self.kr[i] + self.ks[i]
                 self.kmark[i] = -1
             for i in range(self.n):
-                self.smem[self.stage[i]] += self.mem[i]
+                self.smem[self.stage[i]] += self.mem[i] + self.mult[self.stage[i]] * self.act[i]
             self.stamp = 0
 
     cdef double _max(self) noexcept nogil:
@@ -224,8 +234,8 @@ cdef class LocalState:
             self.cost[i] += self.delta[i]
             self.delta[i] = 0.0
         for j in range(nx):
-            self.smem[self.qstage[xs[j]]] -= self.qmem[xs[j]]
-            self.smem[ts[j]] += self.qmem[xs[j]]
+            self.smem[self.qstage[xs[j]]] -= self._cm(xs[j], self.qstage[xs[j]])
+            self.smem[ts[j]] += self._cm(xs[j], ts[j])
             self._bucket_move(xs[j], ts[j])
         self.moves_done += 1
 
@@ -237,25 +247,33 @@ cdef class LocalState:
         for j in range(nx - 1, -1, -1):
             self._stage_members(xs[j], self.qstage[xs[j]], False)
 
+    cdef inline double _cm(self, int32_t x, int32_t t) noexcept nogil:
+        """Memory class x holds in stage t."""
+        return self.qmem[x] + self.mult[t] * self.qact[x]
+
     cdef bint _mem_fits(self, int32_t* xs, int32_t* ts, int nx) noexcept nogil:
         cdef int j
-        cdef int32_t t0, t1
-        cdef double add0 = 0.0, add1 = 0.0
+        cdef int32_t t0, t1 = -1
+        cdef double add0 = 0.0, add1 = 0.0, out0 = 0.0, out1 = 0.0
         if self.cap == INFINITY:
             return True
         # moves touch at most two target stages; accumulate per target
         t0 = ts[0]
-        t1 = -1
         for j in range(nx):
             if ts[j] == t0:
-                add0 += self.qmem[xs[j]]
+                add0 += self._cm(xs[j], t0)
             else:
                 t1 = ts[j]
-                add1 += self.qmem[xs[j]]
         if t1 < 0:
             return self.smem[t0] + add0 <= self.cap
-        # a swap: t0 gains xs[0], loses the other
-        return (self.smem[t0] + add0 - add1 <= self.cap and self.smem[t1] + add1 - add0 <= self.cap)
+        # a swap: t0 gains the classes moving to t0 (from t1) and loses those moving to t1
+        for j in range(nx):
+            if ts[j] == t1:
+                add1 += self._cm(xs[j], t1)
+                out0 += self._cm(xs[j], t0)
+            else:
+                out1 += self._cm(xs[j], t1)
+        return (self.smem[t0] + add0 - out0 <= self.cap and self.smem[t1] + add1 - out1 <= self.cap)
 
     cdef int _build_shift(self, int32_t x, bint forward, int max_shift) noexcept nogil:
         """Closure of x inside its stage (descendants if forward, ancestors otherwise) into

@@ -155,6 +155,69 @@ cdef Py_ssize_t sweep_end(int32_t j, double bound, double cap,
     return cnt
 
 
+cdef Py_ssize_t sweep_end_training(int32_t j, double bound, double cap,
+                                   const double[::1] pw, const double[::1] pc,
+                                   const double[::1] pm, const int32_t[::1] pmax,
+                                   const uint8_t[::1] cut_ok,
+                                   const int32_t[::1] ppred_ptr, const int32_t[::1] ppred_idx,
+                                   const int32_t[::1] psucc_ptr, const int32_t[::1] psucc_idx,
+                                   int32_t[::1] mark, int32_t[::1] outc, int32_t stamp,
+                                   int32_t* out_a, double* out_c, Py_ssize_t capacity,
+                                   double* stopval) noexcept nogil:
+    """:func:`sweep_end` for training graphs (DESIGN.md section 1b), where an edge may
+    point backwards in the order (it touches a backward node): a predecessor may lie
+    after j or inside the window, a successor before a. Keeps per window node the
+    count of successors outside [a, j] (``outc``) so send is exact, and prunes on
+    ``work + comm sent past j + comm received from after j``, which only grows as
+    a decreases (those producers never join the window). O(sum of 1 + deg)."""
+    cdef double w = 0.0, s = 0.0, r = 0.0, mm = 0.0, sfwd = 0.0, rafter = 0.0, lb
+    cdef Py_ssize_t cnt = 0, e
+    cdef int32_t a = j, u, t, nout
+    cdef bint capped = cap < INFINITY
+    stopval[0] = INFINITY
+    while a >= 0:
+        w += pw[a]
+        if mark[a] == stamp:
+            r -= pc[a]
+        nout = 0
+        for e in range(psucc_ptr[a], psucc_ptr[a + 1]):
+            t = psucc_idx[e]
+            if t > j or t < a:
+                nout += 1
+        outc[a] = nout
+        if nout > 0:
+            s += pc[a]
+        if pmax[a] > j:
+            sfwd += pc[a]
+        for e in range(ppred_ptr[a], ppred_ptr[a + 1]):
+            u = ppred_idx[e]
+            if a < u <= j:
+                outc[u] -= 1
+                if outc[u] == 0:
+                    s -= pc[u]
+            elif mark[u] != stamp:
+                mark[u] = stamp
+                r += pc[u]
+                if u > j:
+                    rafter += pc[u]
+        if capped:
+            mm += pm[a]
+            if mm > cap:
+                break
+        lb = w + sfwd + rafter
+        if lb > bound:
+            stopval[0] = lb
+            break
+        if a == 0 or cut_ok[a - 1]:
+            if cnt >= capacity:
+                return -1
+            out_a[cnt] = a
+            out_c[cnt] = w + s + (r if r > 0.0 else 0.0)
+            cnt += 1
+        a -= 1
+    return cnt
+
+
 cdef class Slicer:
     """Exact slicing of topological orders of one graph; buffers are reused across calls.
 
@@ -183,12 +246,30 @@ cdef class Slicer:
     cdef Py_ssize_t[::1] store_ptr
     cdef int32_t stamp
     cdef double total_work
+    cdef public bint training, onef
+    cdef const double[::1] smem, act
+    cdef int32_t[::1] psucc_ptr, psucc_idx, outc
+    cdef double[::1] cs, ca, ksm, kac
 
     def __init__(self, graph, contraction, int k, mem, double cap_limit,
-                 Py_ssize_t max_store=20_000_000, int max_checks=200):
+                 Py_ssize_t max_store=20_000_000, int max_checks=200, bint one_f_one_b=False):
         """``mem``: memory per node as the problem counts it; ``cap_limit``: the cap with
-        its tolerance already applied (``Problem.cap_limit``, inf for none)."""
+        its tolerance already applied (``Problem.cap_limit``, inf for none).
+        ``one_f_one_b``: stage memory is ``graph.mem + f * graph.act_mem`` with f the
+        number of non-empty stages from it to the last (``mem`` must then be
+        ``graph.mem + graph.act_mem``, the one-micro-batch lower bound)."""
         g = graph
+        self.training = g.is_training
+        self.onef = one_f_one_b and cap_limit < INFINITY and bool(np.any(g.act_mem > 0))
+        self.smem = np.ascontiguousarray(g.mem, dtype=np.float64)
+        self.act = np.ascontiguousarray(g.act_mem, dtype=np.float64)
+        self.psucc_ptr = np.empty(g.n + 1, dtype=np.int32)
+        self.psucc_idx = np.empty(max(g.m, 1), dtype=np.int32)
+        self.outc = np.zeros(max(g.n, 1), dtype=np.int32)
+        self.cs = np.zeros(g.n + 1)
+        self.ca = np.zeros(g.n + 1)
+        self.ksm = np.empty(k)
+        self.kac = np.empty(k)
         cq = contraction.graph
         self.k = k
         self.cap = cap_limit
@@ -273,6 +354,31 @@ cdef class Slicer:
             else:
                 self.cut_ok[i] = 1
         self.ppred_ptr[n] = <int32_t>p
+        if self.training:
+            p = 0
+            for i in range(n):
+                v = self.order[i]
+                self.psucc_ptr[i] = <int32_t>p
+                for e in range(self.succ_ptr[v], self.succ_ptr[v + 1]):
+                    self.psucc_idx[p] = self.pos[self.succ_idx[e]]
+                    p += 1
+            self.psucc_ptr[n] = <int32_t>p
+        if self.onef:
+            for i in range(n):
+                self.cs[i + 1] = self.cs[i] + self.smem[self.order[i]]
+                self.ca[i + 1] = self.ca[i] + self.act[self.order[i]]
+
+    cdef Py_ssize_t _sweep(self, int32_t j, double bound, int32_t* out_a, double* out_c,
+                           Py_ssize_t capacity, double* stopv) noexcept nogil:
+        """Segments ending at j (inference or training sweep)."""
+        if self.training:
+            return sweep_end_training(j, bound, self.cap, self.pw, self.pc, self.pm,
+                                      self.maxsucc, self.cut_ok, self.ppred_ptr, self.ppred_idx,
+                                      self.psucc_ptr, self.psucc_idx, self.mark, self.outc,
+                                      self.stamp, out_a, out_c, capacity, stopv)
+        return sweep_end(j, bound, self.cap, self.pw, self.pc, self.pm, self.maxsucc,
+                         self.cut_ok, self.ppred_ptr, self.ppred_idx, self.mark, self.stamp,
+                         out_a, out_c, capacity, stopv)
 
     cdef double _eval_stage(self) noexcept nogil:
         """Exact bottleneck of ``self.stage`` (stage_costs_into, O(n + m + k))."""
@@ -293,7 +399,23 @@ cdef class Slicer:
 
     cdef bint _mem_ok(self) noexcept nogil:
         cdef Py_ssize_t i
+        cdef double f = 0.0
         if self.cap == INFINITY:
+            return True
+        if self.onef:   # f = non-empty stages from this one to the last
+            for i in range(self.k):
+                self.ksm[i] = 0.0
+                self.kac[i] = 0.0
+                self.kmark[i] = 0
+            for i in range(self.n):
+                self.ksm[self.stage[i]] += self.smem[i]
+                self.kac[self.stage[i]] += self.act[i]
+                self.kmark[self.stage[i]] = 1
+            for i in range(self.k - 1, -1, -1):
+                if self.kmark[i]:
+                    f += 1.0
+                    if self.ksm[i] + f * self.kac[i] > self.cap:
+                        return False
             return True
         for i in range(self.k):
             self.kmem[i] = 0.0
@@ -361,9 +483,7 @@ cdef class Slicer:
                 pc = &self.store_c[0]
             else:
                 self.stamp += 1
-                cnt = sweep_end(j, T, self.cap, self.pw, self.pc, self.pm, self.maxsucc,
-                                self.cut_ok, self.ppred_ptr, self.ppred_idx,
-                                self.mark, self.stamp, &self.seg_a[0], &self.seg_c[0], n, &stopv)
+                cnt = self._sweep(j, T, &self.seg_a[0], &self.seg_c[0], n, &stopv)
                 if cnt < 0:
                     return -1
                 if stopv < nx:
@@ -400,6 +520,77 @@ cdef class Slicer:
         nxt[0] = nx
         return 0
 
+    cdef int _check_suffix(self, double T, bint stored, double* M, double* nxt,
+                           bint can_abort) noexcept nogil:
+        """``_check`` for 1F1B memory: G[a] = fewest segments covering the suffix from a,
+        ends j taken in decreasing order (pushing G[j+1] + 1 to every start a). A segment
+        followed by c segments holds c + 1 micro-batches; fewer segments after it is
+        never worse (less memory here, fewer stages in total), so the fewest-segment
+        suffix is the one to extend: exact. ``par[a]`` is the next segment's start."""
+        cdef Py_ssize_t n = self.n, idx, cnt, lo_i, hi_i
+        cdef int32_t j, a, c1
+        cdef double c, stopv, nx = INFINITY
+        cdef int32_t* pa
+        cdef double* pc
+        self.checks += 1
+        for j in range(n):
+            self.F[j] = 0x3fffffff
+        self.F[n] = 0
+        for j in range(<int32_t>n - 1, -1, -1):
+            if not self.cut_ok[j]:
+                continue
+            if can_abort and (j & 1023) == 0 and now() > self.deadline:
+                return -2
+            if stored:
+                lo_i = self.store_ptr[j]
+                hi_i = self.store_ptr[j + 1]
+                pa = &self.store_a[0]
+                pc = &self.store_c[0]
+            else:
+                self.stamp += 1
+                cnt = self._sweep(j, T, &self.seg_a[0], &self.seg_c[0], n, &stopv)
+                if cnt < 0:
+                    return -1
+                if stopv < nx:
+                    nx = stopv
+                lo_i = 0
+                hi_i = cnt
+                pa = &self.seg_a[0]
+                pc = &self.seg_c[0]
+            c1 = self.F[j + 1] + 1
+            for idx in range(lo_i, hi_i):
+                c = pc[idx]
+                if c > T:
+                    if c < nx:
+                        nx = c
+                    continue
+                a = pa[idx]
+                if c1 < self.F[a] and c1 <= self.k and (self.cs[j + 1] - self.cs[a]) \
+                        + c1 * (self.ca[j + 1] - self.ca[a]) <= self.cap:
+                    self.F[a] = c1
+                    self.par[a] = j + 1
+                    self.parc[a] = c
+        if self.F[0] <= self.k:
+            c = 0.0
+            a = 0
+            while a < n:
+                if self.parc[a] > c:
+                    c = self.parc[a]
+                a = self.par[a]
+            M[0] = c
+            return 1
+        nxt[0] = nx
+        return 0
+
+    cdef void _write_cuts_suffix(self) noexcept nogil:
+        """Stage vector of the last feasible ``_check_suffix`` (stages from 0)."""
+        cdef int32_t a = 0, t, s = 0
+        while a < self.n:
+            for t in range(a, self.par[a]):
+                self.stage[self.order[t]] = s
+            s += 1
+            a = self.par[a]
+
     cdef void _write_cuts(self) noexcept nogil:
         """Stage vector of the segmentation found by the last feasible check (stages from 0)."""
         cdef int32_t j = <int32_t>self.n, a, t, s
@@ -435,10 +626,8 @@ cdef class Slicer:
                     if self.cut_ok[j]:
                         self.stamp += 1
                         cap_left = self.store_a.shape[0] - total
-                        cnt = sweep_end(j, bound, self.cap, self.pw, self.pc, self.pm,
-                                        self.maxsucc, self.cut_ok, self.ppred_ptr, self.ppred_idx,
-                                        self.mark, self.stamp, &self.store_a[total],
-                                        &self.store_c[total], cap_left, &stopv)
+                        cnt = self._sweep(j, bound, &self.store_a[total],
+                                          &self.store_c[total], cap_left, &stopv)
                         if cnt < 0:
                             break
                         total += cnt
@@ -496,12 +685,18 @@ cdef class Slicer:
                 if not (T > lo and T < hi):
                     T = lo
             with nogil:
-                res = self._check(T, stored, &M, &nx, best_stage is not None)
+                if self.onef:
+                    res = self._check_suffix(T, stored, &M, &nx, best_stage is not None)
+                else:
+                    res = self._check(T, stored, &M, &nx, best_stage is not None)
             checks += 1
             if res == 1:
                 first = False
                 with nogil:
-                    self._write_cuts()
+                    if self.onef:
+                        self._write_cuts_suffix()
+                    else:
+                        self._write_cuts()
                     val = self._eval_stage()
                 best_stage = np.array(self.stage, copy=True)
                 hi = val

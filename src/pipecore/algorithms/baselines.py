@@ -24,7 +24,7 @@ from .._runtime import Budget, ProgressFn, no_progress
 from ..graph import Graph
 from ..options import Option, method
 from ..partition import Partition
-from ..problem import Problem
+from ..problem import Problem, Schedule
 from ..result import Quality, SolveResult, Termination
 
 __all__ = ["uniform_split", "balanced_split", "random_partition", "solve_uniform",
@@ -34,6 +34,23 @@ __all__ = ["uniform_split", "balanced_split", "random_partition", "solve_uniform
 def _quotient_order(problem: Problem):
     con = problem.graph.contract()
     return con, con.graph.topological_order()
+
+
+def mem_fits(problem: Problem, stage: np.ndarray, k: int) -> bool:
+    """Whether a stage vector over ``k`` stages meets the cap under the problem's schedule
+    (1F1B: static + f * activations, f = non-empty stages from this one to the last).
+    O(n + k), vectorised."""
+    if problem.mem_cap is None:
+        return True
+    g = problem.graph
+    if problem.schedule is not Schedule.ONE_F_ONE_B or not g.act_mem.any():
+        return bool(np.bincount(stage, weights=problem.stage_mem, minlength=k).max()
+                    <= problem.cap_limit)
+    static = np.bincount(stage, weights=g.mem, minlength=k)
+    act = np.bincount(stage, weights=g.act_mem, minlength=k)
+    used = np.bincount(stage, minlength=k) > 0
+    f = np.cumsum(used[::-1])[::-1]
+    return bool((static + f * act)[used].max() <= problem.cap_limit)
 
 
 def _fit_cap(problem: Problem, con, order: np.ndarray, stage_q: np.ndarray,
@@ -75,8 +92,10 @@ def _split(problem: Problem, weight: np.ndarray) -> Partition | None:
     mid = np.cumsum(w) - 0.5 * w  # weight before the class plus half of its own
     stage_q = np.empty(con.graph.n, dtype=np.int32)
     stage_q[order] = np.minimum((mid * k / total).astype(np.int64), k - 1).astype(np.int32)
-    stage_q = _fit_cap(problem, con, order, stage_q, k)
-    return None if stage_q is None else problem.expand(con.expand(stage_q))
+    fitted = _fit_cap(problem, con, order, stage_q, k)
+    if fitted is None or not mem_fits(problem, con.expand(fitted), k):
+        return None   # the greedy fit counts one micro-batch; 1F1B may still overflow
+    return problem.expand(con.expand(fitted))
 
 
 def _uniform(problem: Problem) -> Partition | None:
@@ -182,7 +201,6 @@ def solve_random(problem: Problem, budget: Budget, *, seed: int | None = 0,
     rng = np.random.default_rng(seed)
     sampler = _Sampler(problem)
     graph, k = problem.graph, problem.k_eff
-    mem = problem.stage_mem
     cap = problem.cap_limit if problem.mem_cap is not None else None
     best_val, best_stage = math.inf, None
     term, done, rejected = Termination.COMPLETED, 0, 0
@@ -190,7 +208,7 @@ def solve_random(problem: Problem, budget: Budget, *, seed: int | None = 0,
         while done < samples and best_val > stop_at:
             stage = sampler.sample(rng)
             done += 1
-            if cap is not None and np.bincount(stage, weights=mem, minlength=k).max() > cap:
+            if cap is not None and not mem_fits(problem, stage, k):
                 rejected += 1
             else:
                 val = _cost.bottleneck(graph.succ_ptr, graph.succ_idx, graph.work, graph.comm,

@@ -90,7 +90,7 @@ from .._runtime import Budget, ProgressFn, clock, no_progress
 from ..graph import Contraction, Graph
 from ..options import Option, method
 from ..partition import Partition
-from ..problem import MEM_RTOL, ROUND_RTOL, Problem
+from ..problem import MEM_RTOL, ROUND_RTOL, Problem, Schedule
 from ..result import Quality, SolveResult, Termination
 
 __all__ = ["solve_exact", "solve_ideals", "count_ideals", "DEFAULT_MAX_IDEALS",
@@ -132,50 +132,76 @@ def _dominance_labels(problem: Problem) -> np.ndarray:
     and work(S) = 0. Moving S into T's stage removes S's send and T's receive of
     S's tensors and changes nothing else.
     Both need Q's memory to be 0 or a cap that cannot bind (all memory fits one
-    stage), since the target stage gains it. Merging a leaf into its only neighbour
-    creates no cycle. In a training graph only classes without backward nodes and
-    without backward neighbours qualify (their edges are then all precedence edges,
-    so the proofs hold verbatim; DESIGN.md section 1b). Each round is vectorised,
-    O(m log m).
+    stage, with every micro-batch of 1F1B in flight), since the target stage
+    gains it. Merging a leaf into its only neighbour creates no cycle. Training
+    graphs use :func:`_training_rule` instead. Each round is vectorised, O(m log m).
     """
     graph = problem.graph
     label = graph.contract().node_map.astype(np.int64)
     need = problem.stage_mem
     free_mem = problem.mem_cap is None or \
         float(graph.mem.sum() + graph.act_mem.sum() * problem.k_eff) <= problem.mem_cap
-    touches_bw = None
-    if graph.backward is not None:
-        bw = graph.backward
-        touches_bw = bw.copy()
-        touches_bw[graph.src[bw[graph.dst]]] = True
-        touches_bw[graph.dst[bw[graph.src]]] = True
     while True:
         changed = False
-        for rule in ("sink", "source"):
+        for rule in (("leaf",) if graph.is_training else ("sink", "source")):
             q = int(label.max()) + 1
-            s, d = label[graph.src], label[graph.dst]
-            keep = s != d
-            key = unique_sorted(s[keep] * q + d[keep])
-            es, ed = key // q, key % q
-            indeg = np.bincount(ed, minlength=q)
-            outdeg = np.bincount(es, minlength=q)
             w = np.bincount(label, weights=graph.work, minlength=q)
             m = np.bincount(label, weights=need, minlength=q)
             ok = (w == 0) & ((m == 0) | free_mem)
-            if touches_bw is not None:
-                ok &= np.bincount(label, weights=touches_bw, minlength=q) == 0
-            target = np.arange(q)
-            if rule == "sink":  # targets have a successor, so they are never candidates
-                cand = ok & (outdeg == 0) & (indeg == 1)
-                target[ed[cand[ed]]] = es[cand[ed]]
-            else:               # targets have a predecessor, so they are never candidates
-                cand = ok & (indeg == 0) & (outdeg == 1)
-                target[es[cand[es]]] = ed[cand[es]]
-            if cand.any() and q > 1:
+            target = _training_rule(graph, label, q, ok) if rule == "leaf" \
+                else _leaf_rule(graph, label, q, ok, rule)
+            if target is not None and q > 1:
                 changed = True
                 _, label = np.unique(target[label], return_inverse=True)
         if not changed:
             return label.astype(np.int32)
+
+
+def _leaf_rule(graph: Graph, label: np.ndarray, q: int, ok: np.ndarray,
+               rule: str) -> np.ndarray | None:
+    """Target class per class under the sink or source rule (None: nothing to merge)."""
+    s, d = label[graph.src], label[graph.dst]
+    keep = s != d
+    key = unique_sorted(s[keep] * q + d[keep])
+    es, ed = key // q, key % q
+    indeg = np.bincount(ed, minlength=q)
+    outdeg = np.bincount(es, minlength=q)
+    target = np.arange(q)
+    if rule == "sink":  # targets have a successor, so they are never candidates
+        cand = ok & (outdeg == 0) & (indeg == 1)
+        target[ed[cand[ed]]] = es[cand[ed]]
+    else:               # targets have a predecessor, so they are never candidates
+        cand = ok & (indeg == 0) & (outdeg == 1)
+        target[es[cand[es]]] = ed[cand[es]]
+    return target if cand.any() else None
+
+
+def _training_rule(graph: Graph, label: np.ndarray, q: int,
+                   ok: np.ndarray) -> np.ndarray | None:
+    """Target class per class under the *leaf rule* of training graphs (None: nothing
+    to merge).
+
+    A class Q (forward and backward nodes) with work(Q) = 0 whose edges, of any
+    kind, all join it to one other class P joins P. Proof: moving Q to P's stage
+    keeps every precedence edge forward (Q's forward and mirrored edges all join it
+    to P); work is unchanged; a producer in Q then has every consumer in its stage
+    (its send and receive terms vanish); a producer in P loses at most a consuming
+    stage; no other producer touches Q. So no stage cost grows, and memory is as
+    for the inference rules. Two candidates that are each other's only neighbour:
+    the larger id joins the smaller. O(m log m).
+    """
+    s, d = label[graph.src], label[graph.dst]
+    keep = s != d
+    a, b = np.minimum(s[keep], d[keep]), np.maximum(s[keep], d[keep])
+    key = unique_sorted(a * q + b)
+    ea, eb = key // q, key % q
+    deg = np.bincount(ea, minlength=q) + np.bincount(eb, minlength=q)
+    cand = ok & (deg == 1)
+    target = np.arange(q)
+    for x, y in ((ea, eb), (eb, ea)):   # x a candidate whose only neighbour is y
+        sel = cand[x] & (~cand[y] | (y < x))
+        target[x[sel]] = y[sel]
+    return target if (target != np.arange(q)).any() else None
 
 
 class _Lattice:
@@ -209,6 +235,8 @@ class _Lattice:
         self.qwork = np.ascontiguousarray(quo.work[topo])
         qmem = np.bincount(con.node_map, weights=problem.stage_mem, minlength=q)
         self.qmem = np.ascontiguousarray(qmem[topo])
+        qact = np.bincount(con.node_map, weights=graph.act_mem, minlength=q)
+        self.qact = np.ascontiguousarray(qact[topo])
         self.outdeg = np.diff(graph.succ_ptr).astype(np.int32)
         self.total_work = float(self.qwork.sum())
         self.total_mem = float(self.qmem.sum())
@@ -219,8 +247,10 @@ class _Lattice:
         g, cap = self.problem.graph, self.problem.mem_cap
         cap_prune = math.inf if cap is None else cap * (1 + _PRUNE_SLACK)
         return _ideals.IdealKernel(g.pred_ptr, g.pred_idx, self.outdeg, g.comm, self.mptr,
-                                   self.midx, self.qof, self.qwork, self.qmem, k,
-                                   self.problem.cap_limit, cap_prune, _PRUNE_SLACK)
+                                   self.midx, self.qof, self.qwork, self.qmem, self.qact, k,
+                                   self.problem.cap_limit, cap_prune, _PRUNE_SLACK,
+                                   training=g.is_training,
+                                   one_f_one_b=self.problem.schedule is Schedule.ONE_F_ONE_B)
 
     def expand(self, stage_q: np.ndarray) -> Partition:
         return self.problem.expand(np.asarray(stage_q, dtype=np.int32)[self.qof])
@@ -299,9 +329,9 @@ def _initial_upper_bound(lat: _Lattice, kern: Any, k: int, seed: int | None,
         mid = np.cumsum(w) - 0.5 * w
         seed_stage = np.minimum((mid * k / lat.total_work).astype(np.int64), k - 1)
         seed_stage = seed_stage.astype(np.int32)
-        if np.bincount(seed_stage, weights=lat.qmem, minlength=k).max() \
-                <= lat.problem.cap_limit:
-            best, best_stage = lat.expand(seed_stage).bottleneck, seed_stage
+        part = lat.expand(seed_stage)
+        if lat.problem.is_valid(part):
+            best, best_stage = part.bottleneck, seed_stage
     stage = np.zeros(lat.q, dtype=np.int32)
     for order in _orders(lat, seed, n_random):
         if clock() > deadline and best_stage is not None:
@@ -396,7 +426,7 @@ class _ExactDP:
         if self.ke == 1:
             return self.result(prob.expand(np.zeros(prob.graph.n, dtype=np.int32)),
                                Quality.OPTIMAL)
-        bits = self._enumerate()
+        bits = self.bits = self._enumerate()
         D, par, interrupted, i = self._dp()
         if interrupted:
             msg = (f"interrupted after {i:,} of {self.stats['ideals']:,} ideals; "
@@ -490,7 +520,7 @@ class _ExactDP:
         D = np.full(n_ideals * (ke + 1), np.inf)
         D[0] = 0.0                                        # D[0][∅] = 0
         par = np.full(n_ideals * ke, -1, dtype=np.int32)
-        kern.setup_dp(*self.fr, *self.rem, D, par, self.ub)
+        kern.setup_dp(*self.fr, *self.rem, D, par, self.ub, self.bits)
         i, quota, interrupted = 0, 1_000_000, False
         try:
             while i < n_ideals:
@@ -591,8 +621,8 @@ def solve_exact(graph: Graph, k: int, *, mem_cap: float | None = None,
     >>> from pipecore import Graph
     >>> g = Graph(4, [0, 0, 1, 2], [1, 2, 3, 3], work=[2, 1, 1, 2], comm=[0.5] * 4)
     >>> res = solve_exact(g, 2)
-    >>> res.quality.value, res.upper_bound
-    ('optimal', 3.5)
+    >>> res.quality.value, res.upper_bound, res.partition.stage.tolist()
+    ('optimal', 4.0, [0, 0, 1, 1])
     """
     opts = solve_ideals.options.validate(  # type: ignore[attr-defined]
         dict(max_ideals=max_ideals, max_pairs=max_pairs, max_memory=max_memory, reduce=reduce))

@@ -24,7 +24,7 @@ from .._native import _local
 from .._runtime import SHARES, Budget, ProgressFn, clock, no_progress
 from ..options import Option, method
 from ..partition import Partition
-from ..problem import Problem
+from ..problem import Problem, Schedule
 from ..result import Quality, SolveResult, Termination
 
 __all__ = ["solve_local", "solve_anneal", "polish_partition"]
@@ -51,8 +51,10 @@ def _descend(st: Any, max_sweeps: int, deadline: float) -> int:
 
 def _state(problem: Problem, stage: np.ndarray, seed: int | None) -> Any:
     g = problem.graph
+    onef = problem.schedule is Schedule.ONE_F_ONE_B and g.act_mem.any()
     return _local.LocalState(g, g.contract(), problem.k_eff, problem.stage_mem,
-                             problem.cap_limit, stage, _seed64(seed))
+                             problem.cap_limit, stage, _seed64(seed),
+                             act=g.act_mem if onef else None)
 
 
 def _compact(problem: Problem, part: Partition) -> np.ndarray | None:
@@ -61,6 +63,8 @@ def _compact(problem: Problem, part: Partition) -> np.ndarray | None:
     used, local = np.unique(part.stage, return_inverse=True)
     if used.size > problem.k_eff:
         return None
+    if problem.schedule is Schedule.ONE_F_ONE_B:   # empty stages first (Schedule docs)
+        local = local + (problem.k_eff - used.size)
     return local.astype(np.int32)
 
 

@@ -28,7 +28,7 @@ from .._runtime import Budget, ProgressFn, clock, no_progress
 from ..graph import Graph
 from ..options import Option, method
 from ..partition import Partition
-from ..problem import ROUND_RTOL, Problem
+from ..problem import ROUND_RTOL, Problem, Schedule
 from ..result import Quality, SolveResult, Termination
 
 __all__ = ["slice_order", "solve_slicegraph", "seed_orders", "expand_order", "topo_members",
@@ -40,7 +40,8 @@ def make_slicer(problem: Problem, k: int | None = None,
     """The native slicing DP for ``problem`` with ``k`` stages (default ``k_eff``)."""
     g = problem.graph
     return _slicing.Slicer(g, g.contract(), problem.k_eff if k is None else k,
-                           problem.stage_mem, problem.cap_limit, max_store)
+                           problem.stage_mem, problem.cap_limit, max_store,
+                           one_f_one_b=problem.schedule is Schedule.ONE_F_ONE_B)
 
 
 def _check_order(graph: Graph, con, order) -> np.ndarray:
@@ -50,12 +51,13 @@ def _check_order(graph: Graph, con, order) -> np.ndarray:
         raise errors.InvalidPartitionError("order must be a permutation of the n node indices")
     pos = np.empty(n, dtype=np.int64)
     pos[order] = np.arange(n)
-    back = np.flatnonzero(pos[graph.src] >= pos[graph.dst])
+    src, dst = graph.precedence_edges()   # training graphs: forward order only (section 1b)
+    back = np.flatnonzero(pos[src] >= pos[dst])
     if back.size:
         e = int(back[0])
         raise errors.InvalidPartitionError(
-            f"order is not topological: edge {graph.name(int(graph.src[e]))!r} -> "
-            f"{graph.name(int(graph.dst[e]))!r} goes backward")
+            f"order is not topological: edge {graph.name(int(src[e]))!r} -> "
+            f"{graph.name(int(dst[e]))!r} goes backward")
     cls = con.node_map[order]
     runs = 1 + int(np.count_nonzero(cls[1:] != cls[:-1]))
     if runs != con.graph.n:

@@ -1,7 +1,8 @@
 """The ``pipecore`` command line.
 
 One module per group of subcommands (:mod:`.graphs`: info, evaluate, solve, models,
-export; :mod:`.studies`: sweep, report; :mod:`.mcm`: multi-chip modules); each
+export; :mod:`.studies`: sweep, report; :mod:`.split`: runnable PyTorch stages;
+:mod:`.mcm`: multi-chip modules); each
 registers its subparsers in :func:`build_parser`, and every solve goes through
 :func:`pipecore.solve`, the single dispatch point, so new methods and options
 appear here without changes.
@@ -20,7 +21,7 @@ __all__ = ["main", "run", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import graphs, studies
+    from . import graphs, mcm, split, studies
 
     parser = argparse.ArgumentParser(
         prog="pipecore",
@@ -28,18 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     graphs.register(sub)
     studies.register(sub)
-    _register_mcm(sub)
+    split.register(sub)
+    mcm.register(sub)
     return parser
-
-
-def _register_mcm(sub: argparse._SubParsersAction) -> None:
-    from ..mcm import cli as mcm_cli
-    from .graphs import add_graph_args, load_graph_arg
-
-    p = sub.add_parser("mcm", help="place a graph on a multi-chip module (chiplets)")
-    add_graph_args(p)
-    mcm_cli.add_arguments(p)
-    p.set_defaults(func=lambda args: mcm_cli.run(args, load_graph_arg(args)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

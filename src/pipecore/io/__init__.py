@@ -54,6 +54,17 @@ def load_graph(path: str | os.PathLike, **onnx_options) -> Graph:
 
     ``.onnx`` files go through :func:`pipecore.io.onnx.from_onnx` (needs the
     ``onnx`` extra; ``onnx_options`` such as ``device`` or ``dims`` are passed on).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from pipecore import Graph
+    >>> g = Graph(2, [0], [1], work=[1.0, 2.0], comm=[0.5, 0.0], names=["a", "b"])
+    >>> path = os.path.join(tempfile.mkdtemp(), "g.json.gz")
+    >>> save_graph(g, path)
+    >>> h = load_graph(path)
+    >>> h.n, h.names, h.work.tolist()
+    (2, ['a', 'b'], [1.0, 2.0])
     """
     if os.fspath(path).lower().endswith(".onnx"):
         from .onnx import from_onnx

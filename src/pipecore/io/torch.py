@@ -77,6 +77,16 @@ _ATTENTION = {"scaled_dot_product_attention", "_scaled_dot_product_flash_attenti
               "_scaled_dot_product_cudnn_attention"}
 
 
+#: FLOPs per output element of the backward / training-only elementwise ops
+#: (``native_dropout``: draw, compare, scale; activation gradients: the derivative
+#: and the product with the incoming gradient; softmax gradient: y * (g - sum(g y))).
+_BACKWARD_PER_ELEM = {"native_dropout": 3, "native_dropout_backward": 1, "gelu_backward": 8,
+                      "tanh_backward": 3, "sigmoid_backward": 3, "threshold_backward": 1,
+                      "silu_backward": 5, "hardtanh_backward": 1, "elu_backward": 3,
+                      "leaky_relu_backward": 1, "_softmax_backward_data": 4,
+                      "_log_softmax_backward_data": 4}
+
+
 def _op_name(target) -> str:
     """ATen op name without namespace and overload; in-place ``add_`` counts as ``add``."""
     schema = getattr(target, "_schema", None)
@@ -126,6 +136,12 @@ def _first_tensor(val):
     return val if _is_tensor(val) else None
 
 
+def _dims(x) -> tuple:
+    """The shape of a tensor, ``()`` for anything else (callers index it: a wrong guess
+    raises IndexError, which the importer reports as an unmodelled op)."""
+    return _shape(x) or ()
+
+
 def _flops(name: str, args: list, kwargs: dict, out) -> float | None:
     """FLOPs of one ATen call (args are resolved to fake tensors); ``None`` if not modelled."""
     out_t = _first_tensor(out)
@@ -134,14 +150,14 @@ def _flops(name: str, args: list, kwargs: dict, out) -> float | None:
     if name == "linear":
         x, w = args[0], args[1]
         bias = len(args) > 2 and _is_tensor(args[2]) or _is_tensor(kwargs.get("bias"))
-        return 2.0 * _numel(x) * _shape(w)[0] + (out_numel if bias else 0.0)
+        return 2.0 * _numel(x) * _dims(w)[0] + (out_numel if bias else 0.0)
     if name in _MATMULS:
         if name == "einsum":
             return None if not tensors else _einsum(args[0], args[1])
         if name in ("addmm", "baddbmm", "addbmm"):
-            return matmul_flops(_shape(args[1]), _shape(args[2])) + out_numel
+            return matmul_flops(_dims(args[1]), _dims(args[2])) + out_numel
         if len(tensors) >= 2:
-            return matmul_flops(_shape(tensors[0]), _shape(tensors[1]))
+            return matmul_flops(_dims(tensors[0]), _dims(tensors[1]))
         return 0.0
     if name in _CONVS:
         x, w = args[0], args[1]
@@ -152,13 +168,13 @@ def _flops(name: str, args: list, kwargs: dict, out) -> float | None:
             transposed = name.startswith("conv_transpose")
             groups = args[6] if len(args) > 6 else kwargs.get("groups", 1)
         groups = int(groups)
-        ws = _shape(w)
+        ws = _dims(w)
         if transposed:  # every input pixel scatters into C_out/groups * prod(kernel) outputs
             f = 2.0 * _numel(x) * ws[1] * float(math.prod(ws[2:]))
             return f + (out_numel if bias else 0.0)
-        return conv_flops(_shape(out_t), ws[1] * groups, ws[2:], groups, bias=bias)
+        return conv_flops(_dims(out_t), ws[1] * groups, ws[2:], groups, bias=bias)
     if name in _ATTENTION:
-        q, k, v = (_shape(t) for t in args[:3])
+        q, k, v = (_dims(t) for t in args[:3])
         return attention_flops(float(math.prod(q[:-2])), q[-2], k[-2], q[-1], v[-1])
     if name in _NARY:
         return max(len(tensors) - 1, 1) * out_numel
@@ -176,6 +192,12 @@ def _flops(name: str, args: list, kwargs: dict, out) -> float | None:
         return out_numel * float(math.prod(kernel))
     if name in _REDUCE:
         return _numel(tensors[0]) if tensors else 0.0
+    if name in _BACKWARD_PER_ELEM:   # training graphs: elementwise gradient formulas
+        return _BACKWARD_PER_ELEM[name] * out_numel
+    if name == "native_layer_norm_backward":
+        return 2.0 * NORM_FLOPS_PER_ELEM * _numel(tensors[0])
+    if name == "embedding_dense_backward":     # scatter-add of every gradient row
+        return _numel(tensors[0])
     if name in _VIEWS or name in _GATHERS:
         return 0.0
     if name in ("cat", "stack", "clone", "contiguous", "_to_copy", "to", "copy", "copy_", "pad",
@@ -195,19 +217,46 @@ def _einsum(equation, operands) -> float:
 
 def profile_exported(ep) -> tuple[OpTable, dict]:
     """Measure every operator of an ``ExportedProgram``; returns ``(OpTable, info)``."""
-    torch = _import_torch()
+    table, info, _ = walk_graph(ep.graph, static_placeholders(ep))
+    return table, info
+
+
+def static_placeholders(ep) -> set[str]:
+    """Names of the placeholders of ``ep`` that hold parameters, buffers or constants."""
     from torch.export.graph_signature import InputKind
 
-    static_kinds = {InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR}
-    kinds = {spec.arg.name: spec.kind for spec in ep.graph_signature.input_specs
-             if hasattr(spec.arg, "name")}
+    kinds = {InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR}
+    return {spec.arg.name for spec in ep.graph_signature.input_specs
+            if hasattr(spec.arg, "name") and spec.kind in kinds}
+
+
+def _resolve(a):
+    """Replace fx nodes inside call arguments by their fake values."""
+    torch = _import_torch()
+    if isinstance(a, torch.fx.Node):
+        return a.meta.get("val")
+    if isinstance(a, (list, tuple)):
+        return type(a)(_resolve(x) for x in a)
+    return a
+
+
+def walk_graph(graph, static_names: set[str]) -> tuple[OpTable, dict, dict[str, int]]:
+    """One table row per kept ATen call of an fx ``graph``; O(nodes + edges).
+
+    ``static_names`` are the placeholders holding weights (their bytes go to the
+    consumers' ``param_bytes``; subgraphs computed from them alone are folded).
+    Returns ``(table, info, index)`` where ``index`` maps fx node name -> row
+    (a ``getitem`` maps to its producer's row); nodes not in ``index`` are user
+    inputs, folded constants or non-tensor nodes.
+    """
+    torch = _import_torch()
     static: dict[str, float] = {}   # fx node name -> bytes of its constant value
     index: dict[str, int] = {}      # fx node name -> row in the table (or alias of a row)
     table = OpTable()
     uncounted: dict[str, int] = {}
-    for node in ep.graph.nodes:
+    for node in graph.nodes:
         if node.op == "placeholder":
-            if kinds.get(node.name) in static_kinds:
+            if node.name in static_names:
                 static[node.name] = _nbytes(node.meta.get("val"))
             continue
         if node.op == "get_attr":  # submodules of higher-order ops, lifted constants
@@ -229,38 +278,7 @@ def profile_exported(ep) -> tuple[OpTable, dict]:
         if all(u.name in static for u in inputs):
             static[node.name] = _nbytes(val)  # constant subgraph: fold into consumers
             continue
-        name = _op_name(node.target)
-
-        def resolve(a):
-            if isinstance(a, torch.fx.Node):
-                return a.meta.get("val")
-            if isinstance(a, (list, tuple)):
-                return type(a)(resolve(x) for x in a)
-            return a
-
-        args = [resolve(a) for a in node.args]
-        kwargs = {k: resolve(v) for k, v in node.kwargs.items()}
-        try:
-            flops = _flops(name, args, kwargs, val)
-        except (TypeError, IndexError, ValueError, AttributeError):
-            flops = None
-        if flops is None:
-            uncounted[name] = uncounted.get(name, 0) + 1
-            flops = 0.0
-        out_bytes = _nbytes(val)
-        param = sum(static[u.name] for u in inputs if u.name in static)
-        in_bytes = sum(_nbytes(u.meta.get("val")) for u in inputs)
-        if name in _VIEWS:
-            accessed = 0.0
-        elif name in _GATHERS:
-            accessed = 2.0 * out_bytes + sum(_nbytes(u.meta.get("val")) for u in inputs
-                                              if u.name not in static and u.name in index)
-        else:
-            accessed = in_bytes + out_bytes
-        stack = node.meta.get("nn_module_stack") or {}
-        path = list(stack.values())[-1][0] if stack else ""
-        label = f"{path}/{node.name}" if path else node.name
-        v = table.add(label, name, flops, accessed, out_bytes, param)
+        v = _add_row(table, node, val, inputs, static, index, uncounted)
         index[node.name] = v
         for u in inputs:
             p = index.get(u.name)
@@ -268,7 +286,35 @@ def profile_exported(ep) -> tuple[OpTable, dict]:
                 table.edges.append((p, v))
     info = {"importer": "torch.export", "torch_version": torch.__version__,
             "uncounted_ops": uncounted}
-    return table, info
+    return table, info, index
+
+
+def _add_row(table: OpTable, node, val, inputs, static, index, uncounted) -> int:
+    """Append the row of one ATen call (FLOPs, bytes accessed, output and weight bytes)."""
+    name = _op_name(node.target)
+    args = [_resolve(a) for a in node.args]
+    kwargs = {k: _resolve(v) for k, v in node.kwargs.items()}
+    try:
+        flops = _flops(name, args, kwargs, val)
+    except (TypeError, IndexError, ValueError, AttributeError):
+        flops = None
+    if flops is None:
+        uncounted[name] = uncounted.get(name, 0) + 1
+        flops = 0.0
+    out_bytes = _nbytes(val)
+    param = sum(static[u.name] for u in inputs if u.name in static)
+    in_bytes = sum(_nbytes(u.meta.get("val")) for u in inputs)
+    if name in _VIEWS:
+        accessed = 0.0
+    elif name in _GATHERS:
+        accessed = 2.0 * out_bytes + sum(_nbytes(u.meta.get("val")) for u in inputs
+                                          if u.name not in static and u.name in index)
+    else:
+        accessed = in_bytes + out_bytes
+    stack = node.meta.get("nn_module_stack") or {}
+    path = list(stack.values())[-1][0] if stack else ""
+    label = f"{path}/{node.name}" if path else node.name
+    return table.add(label, name, flops, accessed, out_bytes, param)
 
 
 def from_exported(ep, *, device: DeviceModel | str | Mapping | None = None, k: int | None = None,
@@ -284,14 +330,23 @@ def from_exported(ep, *, device: DeviceModel | str | Mapping | None = None, k: i
 
 def from_torch(module, args: Sequence = (), kwargs: Mapping | None = None, *,
                device: DeviceModel | str | Mapping | None = None, k: int | None = None,
-               strict: bool = False, metadata: Mapping[str, Any] | None = None) -> Graph:
+               strict: bool = False, metadata: Mapping[str, Any] | None = None,
+               training: bool = False, optimizer: str = "adam", loss_fn=None) -> Graph:
     """Export ``module(*args, **kwargs)`` with ``torch.export`` and import the result.
 
     ``module`` and the example inputs may be on the ``meta`` device (no weights
     are needed: only shapes and dtypes are read). ``device`` is the
     :class:`~pipecore.io.device.DeviceModel` (or preset name) used for costs.
+    ``training=True`` imports the joint forward + backward graph instead
+    (:func:`pipecore.io.torch_train.from_torch_training`; ``optimizer`` and
+    ``loss_fn`` are passed on).
     """
     torch = _import_torch()
+    if training:
+        from .torch_train import from_torch_training
+
+        return from_torch_training(module, args, kwargs, device=device, k=k,
+                                   optimizer=optimizer, loss_fn=loss_fn, metadata=metadata)
     module = module.eval() if hasattr(module, "eval") else module
     ep = torch.export.export(module, tuple(args), dict(kwargs or {}), strict=strict)
     meta = {"source": f"torch:{type(module).__name__}"}
@@ -329,7 +384,7 @@ def transformers_model(arch: str, *, batch: int = 1, seq_len: int = 128,
         cls, args, kwargs = transformers.GPT2LMHeadModel, (ids,), {"use_cache": False}
     elif arch == "t5":
         cfg = transformers.T5Config(**{"use_cache": False, **over})
-        cls, args = transformers.T5ForConditionalGeneration, ()
+        cls, args = transformers.T5ForConditionalGeneration, ()  # type: ignore[assignment]
         kwargs = {"input_ids": ids, "decoder_input_ids": ids, "use_cache": False}
     elif arch == "vit":
         cfg = transformers.ViTConfig(**over)
@@ -349,8 +404,10 @@ def transformers_model(arch: str, *, batch: int = 1, seq_len: int = 128,
 def from_transformers(arch: str, *, batch: int = 1, seq_len: int = 128,
                       config: Mapping[str, Any] | None = None,
                       device: DeviceModel | str | Mapping | None = None,
-                      k: int | None = None) -> Graph:
-    """Import a default-config HuggingFace model (see :func:`transformers_model`)."""
+                      k: int | None = None, training: bool = False,
+                      optimizer: str = "adam") -> Graph:
+    """Import a default-config HuggingFace model (see :func:`transformers_model`);
+    ``training=True``: its forward + backward graph (see :func:`from_torch`)."""
     import transformers
 
     model, args, kwargs = transformers_model(arch, batch=batch, seq_len=seq_len, config=config)
@@ -360,4 +417,5 @@ def from_transformers(arch: str, *, batch: int = 1, seq_len: int = 128,
         meta["seq_len"] = seq_len
     if config:
         meta["config_overrides"] = dict(config)
-    return from_torch(model, args, kwargs, device=device, k=k, metadata=meta)
+    return from_torch(model, args, kwargs, device=device, k=k, metadata=meta,
+                      training=training, optimizer=optimizer)

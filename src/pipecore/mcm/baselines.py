@@ -27,68 +27,51 @@ the best bottleneck against the evaluations charged so far.
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._validate import as_float
+from ..errors import InvalidOptionError
+from ..options import Option
+from ..result import Quality
 from .costmodel import MCMProblem
 
-__all__ = ["SearchResult", "random_search", "anneal", "brkga", "slicegraph", "check_options",
+__all__ = ["SearchResult", "random_search", "anneal", "brkga", "slicegraph",
            "Tracker"]
 
 
-def check_options(name: str, given: dict, spec: dict) -> dict:
-    """Validate keyword options against ``spec = {option: (type(s), predicate, text)}``.
-
-    Raises ``TypeError`` for unknown or ill-typed options and ``ValueError`` for values
-    out of range, naming the method and the option."""
-    unknown = sorted(set(given) - set(spec))
-    if unknown:
-        raise TypeError(f"{name}: unknown option(s) {', '.join(unknown)}; "
-                        f"valid options: {', '.join(sorted(spec))}")
-    for key, value in given.items():
-        types, ok, text = spec[key]
-        types = types if isinstance(types, tuple) else (types,)
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            raise TypeError(f"{name}: option {key} must be {text}, got {value!r}")
-        if ok is not None and not ok(value):
-            raise ValueError(f"{name}: option {key} must be {text}, got {value!r}")
-    return given
-
-
-_INT = (numbers.Integral,)
-_REAL = (numbers.Real,)
-
-
-_SPEC = {
-    "seed": (_INT, lambda x: x >= 0, "an integer >= 0"),
-    "batch": (_INT, lambda x: x >= 1, "an integer >= 1"),
-    "population": (_INT, lambda x: x >= 2, "an integer >= 2"),
-    "trace_points": (_INT, lambda x: x >= 1, "an integer >= 1"),
-    "prune": (_REAL, lambda x: math.isfinite(x) and x >= 0, "a finite number >= 0"),
-    "use_all_chips": (bool, None, "True or False"),
-    "seeded": (bool, None, "True or False"),
-    "t_start": (_REAL, lambda x: math.isfinite(x) and x >= 0, "a finite number >= 0"),
-    "t_end": (_REAL, lambda x: math.isfinite(x) and x >= 0, "a finite number >= 0"),
-    "p_swap": (_REAL, lambda x: 0 <= x <= 1, "a probability"),
-    "p_perm": (_REAL, lambda x: 0 <= x <= 1, "a probability"),
-    "elite": (_REAL, lambda x: 0 < x < 1, "in (0, 1)"),
-    "mutants": (_REAL, lambda x: 0 <= x < 1, "in [0, 1)"),
-    "rho": (_REAL, lambda x: 0 < x < 1, "in (0, 1)"),
-}
+#: every tuning option of the MCM searches, validated by the one option machinery
+#: (:mod:`pipecore.options`): the same types, ranges and messages as ``solve()``.
+_OPTIONS = {o.name: o for o in (
+    Option("seed", int, 0, minimum=0),
+    Option("batch", int, 16, minimum=1),
+    Option("population", int, 64, minimum=2),
+    Option("trace_points", int, 200, minimum=1),
+    Option("prune", float, 0.02, minimum=0),
+    Option("use_all_chips", bool, False),
+    Option("seeded", bool, True),
+    Option("t_start", float, 0.05, minimum=0),
+    Option("t_end", float, 1e-4, minimum=0),
+    Option("p_swap", float, 0.2, minimum=0, maximum=1),
+    Option("p_perm", float, 0.02, minimum=0, maximum=1),
+    Option("elite", float, 0.2, minimum=0, maximum=1, strict=True, strict_max=True),
+    Option("mutants", float, 0.15, minimum=0, maximum=1, strict_max=True),
+    Option("rho", float, 0.7, minimum=0, maximum=1, strict=True, strict_max=True),
+)}
 
 
 def _checked(name: str, **options) -> None:
-    check_options(name, options, {k: _SPEC[k] for k in options})
+    """Raise :class:`~pipecore.errors.InvalidOptionError` for an ill-typed or out-of-range
+    option of search ``name``."""
+    for key, value in options.items():
+        _OPTIONS[key].validate(value, name)
 
 
 def _budget_ok(budget) -> float:
-    if isinstance(budget, bool) or not isinstance(budget, numbers.Real) or \
-            not math.isfinite(budget) or budget <= 0:
-        raise ValueError(f"budget must be a positive number of evaluations, got {budget!r}")
-    return float(budget)
+    return as_float(budget, "budget (evaluations)", minimum=0, strict_minimum=True,
+                    error=InvalidOptionError)
 
 
 @dataclass
@@ -106,6 +89,11 @@ class SearchResult:
     trace_evals: np.ndarray = field(default_factory=lambda: np.zeros(0))
     trace_best: np.ndarray = field(default_factory=lambda: np.zeros(0))
     stats: dict = field(default_factory=dict)
+
+    @property
+    def quality(self) -> Quality:
+        """``feasible`` when a valid assignment was found, else ``no_solution``."""
+        return Quality.FEASIBLE if self.chip is not None else Quality.NO_SOLUTION
 
     @property
     def throughput(self) -> float:
@@ -313,8 +301,8 @@ def slicegraph(problem: MCMProblem, *, time_limit: float = 10.0, seed: int = 0,
     """
     from ..solver import solve
 
-    if not (isinstance(time_limit, numbers.Real) and time_limit > 0):
-        raise ValueError(f"slicegraph: time_limit must be > 0 seconds, got {time_limit!r}")
+    as_float(time_limit, "slicegraph: time_limit", minimum=0, strict_minimum=True,
+             error=InvalidOptionError)
     t0 = time.perf_counter()
     cap = float(problem.sram.min())
     res = solve(problem.graph, problem.C, method="slicegraph",
@@ -322,12 +310,13 @@ def slicegraph(problem: MCMProblem, *, time_limit: float = 10.0, seed: int = 0,
                 **options)
     if res.partition is None:
         return SearchResult(None, math.inf, 0, "slicegraph", time.perf_counter() - t0,
-                            stats={"message": res.message, "status": res.quality.value})
-    chip = np.ascontiguousarray(problem.paths[0][np.asarray(res.partition.stage)], dtype=np.int32)
+                            stats={"message": res.message, "quality": res.quality.value})
+    chip: np.ndarray | None = np.ascontiguousarray(
+        problem.paths[0][np.asarray(res.partition.stage)], dtype=np.int32)
     if problem.violations(chip):
         from .repair import greedy_repair
 
         chip = greedy_repair(problem, chip).chip
     bott = float(problem.evaluate(chip)[0][0]) if chip is not None else math.inf
     return SearchResult(chip, bott, 0, "slicegraph", time.perf_counter() - t0,
-                        stats={"pipeline_bottleneck": res.upper_bound, "status": res.quality.value})
+                        stats={"pipeline_bottleneck": res.upper_bound, "quality": res.quality.value})

@@ -31,6 +31,7 @@ zero latency, ``cost`` equals pipecore's stage cost (DESIGN.md section 1).
 from __future__ import annotations
 
 import math
+from typing import Any
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 
@@ -134,6 +135,7 @@ class MCMConfig:
         C = self.n_chips
         if self.topology == "ring":
             return np.stack([np.zeros(C, dtype=np.int64), np.arange(C)], axis=1)
+        assert self.mesh_shape is not None, "a mesh has a shape"
         rows, cols = self.mesh_shape
         i = np.arange(C)
         r = i // cols
@@ -185,8 +187,8 @@ class MCMConfig:
         return replace(self, **kw)
 
     def describe(self) -> str:
-        topo = (f"ring of {self.n_chips}" if self.topology == "ring"
-                else f"{self.mesh_shape[0]}x{self.mesh_shape[1]} mesh")
+        rows, cols = self.mesh_shape or (1, self.n_chips)
+        topo = f"ring of {self.n_chips}" if self.topology == "ring" else f"{rows}x{cols} mesh"
         return (f"MCM {self.name or topo}: {topo} chiplets ({self.order} order), rate "
                 f"{_fmt_arr(self.rate)}, SRAM {_fmt_arr(self.sram_cap)}, link bandwidth "
                 f"{self.link_bandwidth:g}, hop latency {self.hop_latency:g}")
@@ -302,7 +304,7 @@ class MCMProblem:
         self._member_idx = topo_members(con)
         self.kernel = _mcm.Kernel(graph, con, self._member_idx, self.inv_rate, self.inv_bw,
                                   self.lathops, self.sram, config.order == "free")
-        self._slicer = None
+        self._slicer: Any = None
 
     @property
     def free_order(self) -> bool:

@@ -24,7 +24,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -87,6 +87,7 @@ class KeyTrainer:
                       for p in self.problems]
         self.logs = [_Log() for _ in self.problems]
         self.steps = 0
+        self.stats: dict[str, Any] = {}
 
     def _sample(self, i: int):
         """Node keys (B+1, q) and chip keys (B+1, C), row 0 the means; the B samples as tensors."""

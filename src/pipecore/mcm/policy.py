@@ -100,7 +100,34 @@ class GraphTensors:
         self.profile = torch.from_numpy(graph_profile(problem))
 
 
-class ChipPolicy(nn.Module):
+class _Trunk(nn.Module):
+    """The shared GNN trunk of both policies: MLP embedding of the node features,
+    ``rounds`` of predecessor/successor mean message passing with residual LayerNorm,
+    one self-attention layer and a feed-forward layer. O(rounds * (n + m) * d + n^2 d).
+    (A base class, not a sub-module, so checkpoint keys stay flat.)"""
+
+    def _build_trunk(self, d: int, rounds: int, heads: int) -> None:
+        self.embed = nn.Sequential(nn.Linear(N_FEATURES, d), nn.ReLU(), nn.Linear(d, d))
+        self.mp = nn.ModuleList([nn.Linear(3 * d, d) for _ in range(rounds)])
+        self.mp_norm = nn.ModuleList([nn.LayerNorm(d) for _ in range(rounds)])
+        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.attn_norm = nn.LayerNorm(d)
+        self.ff = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
+        self.ff_norm = nn.LayerNorm(d)
+
+    def _trunk(self, t: GraphTensors) -> "torch.Tensor":
+        h = self.embed(t.x)
+        for lin, norm in zip(self.mp, self.mp_norm):
+            agg = torch.cat([h, torch.sparse.mm(t.pred_mean, h), torch.sparse.mm(t.succ_mean, h)],
+                            dim=1)
+            h = norm(h + torch.relu(lin(agg)))
+        a, _ = self.attn(h[None], h[None], h[None], need_weights=False)
+        h = self.attn_norm(h + a[0])
+        h = self.ff_norm(h + self.ff(h))
+        return h
+
+
+class ChipPolicy(_Trunk):
     """GNN + attention policy: ``forward(tensors) -> logits (n, C)``.
 
     Parameters
@@ -123,13 +150,7 @@ class ChipPolicy(nn.Module):
         self.hparams: dict[str, Any] = dict(n_chips=int(n_chips), hidden=int(hidden),
                                             rounds=int(rounds), heads=int(heads), head=head)
         d = hidden
-        self.embed = nn.Sequential(nn.Linear(N_FEATURES, d), nn.ReLU(), nn.Linear(d, d))
-        self.mp = nn.ModuleList([nn.Linear(3 * d, d) for _ in range(rounds)])
-        self.mp_norm = nn.ModuleList([nn.LayerNorm(d) for _ in range(rounds)])
-        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
-        self.attn_norm = nn.LayerNorm(d)
-        self.ff = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
-        self.ff_norm = nn.LayerNorm(d)
+        self._build_trunk(d, rounds, heads)
         self.head = nn.Linear(d, n_chips)
         if head == "ordinal":
             nn.init.zeros_(self.head.weight)
@@ -144,14 +165,7 @@ class ChipPolicy(nn.Module):
         return self.hparams["n_chips"]
 
     def forward(self, t: GraphTensors) -> "torch.Tensor":
-        h = self.embed(t.x)
-        for lin, norm in zip(self.mp, self.mp_norm):
-            agg = torch.cat([h, torch.sparse.mm(t.pred_mean, h), torch.sparse.mm(t.succ_mean, h)],
-                            dim=1)
-            h = norm(h + torch.relu(lin(agg)))
-        a, _ = self.attn(h[None], h[None], h[None], need_weights=False)
-        h = self.attn_norm(h + a[0])
-        h = self.ff_norm(h + self.ff(h))
+        h = self._trunk(t)
         logits = self.head(h)
         if self.hparams["head"] == "ordinal":
             C = self.n_chips
@@ -228,7 +242,7 @@ def graph_profile(problem: MCMProblem) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
-class KeyPolicy(nn.Module):
+class KeyPolicy(_Trunk):
     """GNN + attention policy emitting a *priority key* per node and per chip.
 
     The same trunk as :class:`ChipPolicy` (MLP embedding, ``rounds`` of predecessor /
@@ -255,13 +269,7 @@ class KeyPolicy(nn.Module):
                                             heads=int(heads), sigma=float(sigma),
                                             chip_sigma=float(chip_sigma), kind="keys")
         d = hidden
-        self.embed = nn.Sequential(nn.Linear(N_FEATURES, d), nn.ReLU(), nn.Linear(d, d))
-        self.mp = nn.ModuleList([nn.Linear(3 * d, d) for _ in range(rounds)])
-        self.mp_norm = nn.ModuleList([nn.LayerNorm(d) for _ in range(rounds)])
-        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
-        self.attn_norm = nn.LayerNorm(d)
-        self.ff = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
-        self.ff_norm = nn.LayerNorm(d)
+        self._build_trunk(d, rounds, heads)
         self.key = nn.Linear(d, 1)
         self.chip_embed = nn.Sequential(nn.Linear(N_CHIP_FEATURES, d), nn.ReLU())
         self.glob_embed = nn.Sequential(nn.Linear(2 * N_GRAPH_BINS, d), nn.ReLU())
@@ -274,14 +282,7 @@ class KeyPolicy(nn.Module):
 
     def forward(self, t: GraphTensors):
         """(node key means (n,), log sigma, chip key means (C,), chip log sigma)."""
-        h = self.embed(t.x)
-        for lin, norm in zip(self.mp, self.mp_norm):
-            agg = torch.cat([h, torch.sparse.mm(t.pred_mean, h), torch.sparse.mm(t.succ_mean, h)],
-                            dim=1)
-            h = norm(h + torch.relu(lin(agg)))
-        a, _ = self.attn(h[None], h[None], h[None], need_weights=False)
-        h = self.attn_norm(h + a[0])
-        h = self.ff_norm(h + self.ff(h))
+        h = self._trunk(t)
         mu = t.x[:, RANK_FEATURE] + 0.1 * self.key(h)[:, 0]
         ce = self.chip_embed(t.chips)
         g = h.mean(dim=0).expand(ce.shape[0], -1)

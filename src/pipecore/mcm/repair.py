@@ -20,12 +20,12 @@ the program below runs on stage positions with costs and SRAM permuted. Two solv
   :func:`pipecore.bounds.mip.solve_model` (HiGHS or Gurobi) with a time limit and
   the greedy repair as warm start (it *is* the proposal when the proposal is
   valid). On a time-out with no incumbent, or a backend error, the greedy answer
-  is returned and the status says so.
+  is returned and ``method``/``message`` say so.
 - **greedy** (``method="greedy"``): the native heuristic of
   ``pipecore._native._mcm.repair_one`` (monotone fix, SRAM sweeps, fill empty
   chips), microseconds per proposal; used to score many samples in training and
-  search. It never returns an invalid partition; it can fail (status
-  ``"failed"``) on tight SRAM where a valid partition still exists.
+  search. It never returns an invalid partition; it can fail (quality
+  ``no_solution``) on tight SRAM where a valid partition still exists.
 
 Every result reports how far the repair moved the proposal (``moved`` nodes).
 """
@@ -39,6 +39,7 @@ import numpy as np
 
 from .. import errors
 from .._native import _mcm
+from ..result import Quality, Termination
 from .costmodel import MCMProblem
 
 __all__ = ["RepairResult", "repair", "greedy_repair", "greedy_repair_batch", "cost_matrix"]
@@ -50,16 +51,18 @@ _GREEDY_FAIL = {1: "SRAM could not be met greedily", 2: "could not fill every ch
 class RepairResult:
     """Outcome of one repair.
 
-    ``chip`` is a valid assignment (None when none was found), ``status`` one of
-    ``optimal`` (proven closest), ``feasible`` (MIP incumbent at the time limit),
-    ``greedy`` (heuristic answer), ``infeasible`` (proven: no valid partition),
-    ``failed`` (none found, infeasibility not proven). ``moved`` counts nodes
+    ``chip`` is a valid assignment (None when none was found). ``quality`` and
+    ``termination`` speak the vocabulary of :class:`~pipecore.result.SolveResult`:
+    ``optimal`` (proven closest), ``feasible`` (a MIP incumbent or the greedy answer,
+    ``method`` says which), ``infeasible`` (proven: no valid partition), ``no_solution``
+    (none found, infeasibility not proven). ``moved`` counts nodes
     whose chip differs from the proposal; ``objective`` is the repair objective and
     ``bound`` a proven lower bound on it (nan if none).
     """
 
     chip: np.ndarray | None
-    status: str
+    quality: Quality
+    termination: Termination
     method: str
     moved: int
     objective: float
@@ -186,9 +189,11 @@ def greedy_repair(problem: MCMProblem, proposal=None, *, probs=None, objective: 
     code = int(status[0])
     chip = problem.expand(chips_q[0])
     if code != 0:
-        return RepairResult(None, "failed", "greedy", -1, math.inf,
+        return RepairResult(None, Quality.NO_SOLUTION, Termination.COMPLETED, "greedy", -1,
+                            math.inf,
                             wall_time=time.perf_counter() - t0, message=_GREEDY_FAIL[code])
-    return RepairResult(chip, "greedy", "greedy", int((chip != prop).sum()),
+    return RepairResult(chip, Quality.FEASIBLE, Termination.COMPLETED, "greedy",
+                        int((chip != prop).sum()),
                         float(cost[np.arange(cost.shape[0]), chips_q[0]].sum()),
                         wall_time=time.perf_counter() - t0)
 
@@ -225,20 +230,20 @@ def build_repair_mip(problem: MCMProblem, cost: np.ndarray, use_all_chips: bool,
         rows.append(np.asarray(rr).ravel()), cols.append(np.asarray(cc).ravel())
         vals.append(np.asarray(vv, dtype=np.float64).ravel())
 
-    if K >= 2:  # monotone prefix
-        a, b = idx[:, :-1].ravel(), idx[:, 1:].ravel()
+    def at_most(a, b):
+        """Rows x[a] - x[b] <= 0, one per pair."""
+        nonlocal r0
         r = r0 + np.arange(a.size)
         add(np.concatenate([r, r]), np.concatenate([a, b]),
             np.concatenate([np.ones(a.size), -np.ones(a.size)]))
-        lo.append(np.full(a.size, -np.inf)), hi.append(np.zeros(a.size))
+        lo.append(np.full(a.size, -np.inf))
+        hi.append(np.zeros(a.size))
         r0 += a.size
+
+    if K >= 2:  # monotone prefix: y[q, c] <= y[q, c + 1]
+        at_most(idx[:, :-1].ravel(), idx[:, 1:].ravel())
     if q.m:  # forward edges: y[dst, c] - y[src, c] <= 0
-        a, b = idx[q.dst].ravel(), idx[q.src].ravel()
-        r = r0 + np.arange(a.size)
-        add(np.concatenate([r, r]), np.concatenate([a, b]),
-            np.concatenate([np.ones(a.size), -np.ones(a.size)]))
-        lo.append(np.full(a.size, -np.inf)), hi.append(np.zeros(a.size))
-        r0 += a.size
+        at_most(idx[q.dst].ravel(), idx[q.src].ravel())
 
     def chip_rows(weights, lower, upper):
         """sum_q weights[q] x[q, c] in [lower[c], upper[c]] for every chip c."""
@@ -274,34 +279,30 @@ def build_repair_mip(problem: MCMProblem, cost: np.ndarray, use_all_chips: bool,
 
 
 def _solve_binary(obj, A, rl, ru, time_limit, warm_start, backend):
-    """Solve a 0/1 minimisation through pipecore's MIP layer (scipy's HiGHS if it is absent).
+    """Solve a 0/1 minimisation through pipecore's MIP layer.
 
-    Returns (status, x or None, objective, dual bound, backend name, message).
-    """
+    Returns the :class:`~pipecore.bounds.mip.MipResult` (quality, termination, x,
+    objective, dual bound, backend)."""
+    from ..bounds.mip import MipModel, solve_model
+
     n = obj.size
-    try:
-        from ..bounds.mip import MipModel, solve_model
-    except ImportError:
-        MipModel = solve_model = None
-    if solve_model is not None:
-        model = MipModel(c=obj, A=A, row_lower=rl, row_upper=ru, col_lower=np.zeros(n),
-                         col_upper=np.ones(n), integrality=np.ones(n, dtype=bool), sense="min")
-        res = solve_model(model, backend=backend, time_limit=time_limit, threads=1,
-                          warm_start=warm_start)
-        status = ("optimal" if res.quality.value == "optimal" else
-                  "infeasible" if res.quality.value == "infeasible" else
-                  res.termination.value if res.termination.value != "completed" else "feasible")
-        return (status, res.x, float(res.objective), float(res.dual_bound), res.backend,
-                getattr(res, "message", ""))
-    from scipy.optimize import Bounds, LinearConstraint, milp
+    model = MipModel(c=obj, A=A, row_lower=rl, row_upper=ru, col_lower=np.zeros(n),
+                     col_upper=np.ones(n), integrality=np.ones(n, dtype=bool), sense="min")
+    return solve_model(model, backend=backend, time_limit=time_limit, threads=1,
+                       warm_start=warm_start)
 
-    cons = [LinearConstraint(A, rl, ru)] if A.shape[0] else []
-    opts = {"time_limit": time_limit} if time_limit else {}
-    r = milp(obj, constraints=cons, integrality=np.ones(n), bounds=Bounds(0, 1), options=opts)
-    status = {0: "optimal", 1: "time_limit", 2: "infeasible"}.get(r.status, "error")
-    bound = getattr(r, "mip_dual_bound", math.nan)
-    return status, r.x, float(r.fun) if r.x is not None else math.nan, \
-        float(bound if bound is not None else math.nan), "scipy-highs", r.message
+
+def _single_chip(problem: MCMProblem, cost: np.ndarray, prop: np.ndarray,
+                 t0: float) -> RepairResult:
+    """The only assignment of a one-chip package, or proven infeasibility."""
+    chip = np.zeros(problem.graph.n, dtype=np.int32)
+    bad = problem.violations(chip)
+    if bad:
+        return RepairResult(None, Quality.INFEASIBLE, Termination.COMPLETED, "mip", -1, math.inf,
+                            wall_time=time.perf_counter() - t0, message="; ".join(bad))
+    val = float(cost[:, 0].sum())
+    return RepairResult(chip, Quality.OPTIMAL, Termination.COMPLETED, "mip",
+                        int((chip != prop).sum()), val, val, time.perf_counter() - t0)
 
 
 def repair(problem: MCMProblem, proposal=None, *, probs=None, objective: str = "moves",
@@ -337,46 +338,44 @@ def repair(problem: MCMProblem, proposal=None, *, probs=None, objective: str = "
     prop = _reference_proposal(problem, proposal, probs)
     C, nq = problem.C, problem.quotient.n
     if C == 1:  # nothing to choose: everything on chip 0
-        chip = np.zeros(problem.graph.n, dtype=np.int32)
-        if problem.violations(chip):
-            return RepairResult(None, "infeasible", "mip", -1, math.inf,
-                                wall_time=time.perf_counter() - t0,
-                                message="; ".join(problem.violations(chip)))
-        return RepairResult(chip, "optimal", "mip", int((chip != prop).sum()),
-                            float(cost[:, 0].sum()), float(cost[:, 0].sum()),
-                            time.perf_counter() - t0)
+        return _single_chip(problem, cost, prop, t0)
     perm = chip_paths_for(problem, prop)[0]
     ipos = np.argsort(perm)
     obj, A, rl, ru, const = build_repair_mip(problem, cost[:, perm], use_all_chips,
                                              sram=problem.sram[perm])
     warm = None
-    if greedy.success:
+    if greedy.chip is not None:
         qchip = ipos[greedy.chip[problem.rep]]
         warm = (qchip[:, None] <= np.arange(C - 1)[None, :]).astype(np.float64).ravel()
     try:
-        status, x, val, bound, used, msg = _solve_binary(obj, A, rl, ru, time_limit, warm, backend)
+        res = _solve_binary(obj, A, rl, ru, time_limit, warm, backend)
     except Exception as exc:  # backend failure: fall back to the greedy answer
         greedy.method, greedy.message = "mip->greedy", f"MIP failed ({exc}); greedy answer"
         greedy.wall_time += time.perf_counter() - t0
         return greedy
     elapsed = time.perf_counter() - t0 + greedy.wall_time
-    bound = bound + const if math.isfinite(bound) else math.nan
-    if status == "infeasible":
-        return RepairResult(None, "infeasible", f"mip[{used}]", -1, math.inf, wall_time=elapsed,
+    used = f"mip[{res.backend}]"
+    bound = res.dual_bound + const if math.isfinite(res.dual_bound) else math.nan
+    if res.quality is Quality.INFEASIBLE:
+        return RepairResult(None, Quality.INFEASIBLE, res.termination, used, -1, math.inf,
+                            wall_time=elapsed,
                             message="no valid partition exists (proven by the MIP)")
-    if x is not None and status in ("optimal", "time_limit"):
-        y = np.asarray(x).reshape(nq, C - 1)
+    if res.x is not None:
+        y = np.asarray(res.x).reshape(nq, C - 1)
         chip_q = perm[(C - 1 - np.rint(y).sum(axis=1)).astype(np.int32)]
         chip = problem.expand(chip_q)
         if not problem.violations(chip):
             val = float(cost[np.arange(nq), chip_q].sum())
-            if greedy.success and greedy.objective < val - 1e-9:  # keep the better of the two
+            if greedy.chip is not None and greedy.objective < val - 1e-9:  # the better of two
                 chip, val = greedy.chip, greedy.objective
-            st = "optimal" if status == "optimal" else "feasible"
-            return RepairResult(chip, st, f"mip[{used}]", int((chip != prop).sum()), val,
-                                bound if st == "feasible" else val, elapsed, msg or "")
-    greedy.method = f"mip[{used}]->greedy"
-    greedy.message = f"MIP stopped with status {status!r} and no usable incumbent; greedy answer"
+            proven = res.quality is Quality.OPTIMAL
+            return RepairResult(chip, Quality.OPTIMAL if proven else Quality.FEASIBLE,
+                                res.termination, used, int((chip != prop).sum()), val,
+                                val if proven else bound, elapsed, res.message or "")
+    greedy.method = f"{used}->greedy"
+    greedy.termination = res.termination
+    greedy.message = (f"MIP stopped ({res.termination.value}, {res.quality.value}) with no "
+                      f"usable incumbent; greedy answer")
     greedy.bound = bound
     greedy.wall_time = elapsed
     return greedy

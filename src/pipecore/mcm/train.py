@@ -199,12 +199,13 @@ def rl_search(problem: MCMProblem, samples: int, *, policy: ChipPolicy | str | N
     """RL as a search on one graph: train (from scratch, or fine-tune a copy of ``policy``,
     a policy or a checkpoint path) for ``samples`` evaluations; the best valid sample wins."""
     t0 = time.perf_counter()
+    start: ChipPolicy | None
     if isinstance(policy, str):
-        policy, _ = load_checkpoint(policy)
-    elif policy is not None:
-        policy = copy.deepcopy(policy)
+        start, _ = load_checkpoint(policy)
+    else:
+        start = copy.deepcopy(policy) if policy is not None else None
     config = config or TrainConfig()
-    trainer = train([problem], samples, policy=policy, config=config, **kw)
-    res = trainer.result(0, "rl-finetune" if policy is not None else "rl-scratch")
+    trainer = train([problem], samples, policy=start, config=config, **kw)
+    res = trainer.result(0, "rl-finetune" if start is not None else "rl-scratch")
     res.wall_time = time.perf_counter() - t0
     return res

@@ -80,6 +80,7 @@ class PipelineInstance:
     pair_p: np.ndarray
     pair_w: np.ndarray
     training: bool = False
+    cact: np.ndarray | None = None     # 1F1B only: activation memory per class
 
     @property
     def graph(self):
@@ -110,7 +111,16 @@ class PipelineInstance:
                     cmem=np.bincount(cmap, weights=problem.stage_mem, minlength=q),
                     edge_u=edge_u, edge_w=edge_w, prod=prod,
                     pcomm=np.asarray(graph.comm[prod], dtype=np.float64), pcls=cmap[prod],
-                    pair_p=pair_p.astype(np.int64), pair_w=pw, training=graph.is_training)
+                    pair_p=pair_p.astype(np.int64), pair_w=pw, training=graph.is_training,
+                    cact=cls_._cact(problem, cmap, q))
+
+    @staticmethod
+    def _cact(problem: Problem, cmap: np.ndarray, q: int) -> np.ndarray | None:
+        """Activation memory per class when a 1F1B cap can bind (else None)."""
+        g = problem.graph
+        if problem.schedule.value != "1f1b" or problem.mem_cap is None or not g.act_mem.any():
+            return None
+        return np.bincount(cmap, weights=g.act_mem, minlength=q)
 
     def class_stage(self, stage: np.ndarray) -> np.ndarray:
         """Stage of every class from an original stage vector (classes share a stage)."""
@@ -276,12 +286,15 @@ def chain_model(inst: PipelineInstance, P: int, groups: Sequence[tuple[Sequence[
         if inst.pair_p.size:
             npair = inst.pair_p.size
             cu = inst.pcls[inst.pair_p]
-            K, J = np.meshgrid(np.arange(npair), np.arange(1, P), indexing="ij")
+            # inference: part 0 never receives, part P-1 never sends (ideals); training
+            # graphs: backward edges cross boundaries backwards, so every part needs both
+            lo_r, hi_s = (0, P) if inst.training else (1, P - 1)
+            K, J = np.meshgrid(np.arange(npair), np.arange(lo_r, P), indexing="ij")
             r_idx = new_rows(K.size, -math.inf, 0.0).reshape(K.shape)
             add_x(r_idx, inst.pair_w[K], J, 1.0)
             add_x(r_idx, cu[K], J, -1.0)
             add(r_idx, ny + inst.pair_p[K] * P + J, -1.0)
-            K, J = np.meshgrid(np.arange(npair), np.arange(0, P - 1), indexing="ij")
+            K, J = np.meshgrid(np.arange(npair), np.arange(0, hi_s), indexing="ij")
             r_idx = new_rows(K.size, -math.inf, 0.0).reshape(K.shape)
             add_x(r_idx, cu[K], J, 1.0)
             add_x(r_idx, inst.pair_w[K], J, -1.0)
@@ -299,15 +312,18 @@ def chain_model(inst: PipelineInstance, P: int, groups: Sequence[tuple[Sequence[
         add(r_cost, T, -float(mult))
         if inst.mem_cap is not None:
             r_mem = new_rows(1, -math.inf, float(mult) * inst.mem_cap)[0]
-            nzm = np.flatnonzero(inst.cmem > 0)
             for j in parts:
-                add_x(np.full(nzm.size, r_mem), nzm, j, inst.cmem[nzm])
+                cm = _part_mem(inst, kind, P, j)
+                nzm = np.flatnonzero(cm > 0)
+                add_x(np.full(nzm.size, r_mem), nzm, j, cm[nzm])
     if symmetry and P > 1:
         # part j empty => part j+1 empty:  q * sum_c x[c, j] - sum_c x[c, j+1] >= 0
+        # (exact 1F1B model: mirrored, empty parts first, see exact_model)
+        first = kind == "exact" and inst.cact is not None
         for j in range(P - 1):
             r_s = new_rows(1, 0.0, math.inf)[0]
-            add_x(np.full(q, r_s), cc, j, float(q))
-            add_x(np.full(q, r_s), cc, j + 1, -1.0)
+            add_x(np.full(q, r_s), cc, j + first, float(q))
+            add_x(np.full(q, r_s), cc, j + 1 - first, -1.0)
     A = sp.csr_matrix((np.concatenate(vals) if vals else np.zeros(0),
                        (np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64),
                         np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64))),
@@ -333,6 +349,15 @@ def chain_model(inst: PipelineInstance, P: int, groups: Sequence[tuple[Sequence[
                       kind=kind, position=position)
 
 
+def _part_mem(inst: PipelineInstance, kind: str, P: int, j: int) -> np.ndarray:
+    """Memory coefficient per class in part j: one micro-batch (plain, and every
+    relaxation, where 1F1B memory only weakens to it), or ``cmem + (P-1-j) cact`` in the
+    exact 1F1B model (part j of P holds P - j micro-batches, empty parts first)."""
+    if kind == "exact" and inst.cact is not None:
+        return inst.cmem + (P - 1 - j) * inst.cact
+    return inst.cmem
+
+
 def exact_model(inst: PipelineInstance, *, t_lower: float = 0.0, t_upper: float = math.inf,
                 symmetry: bool = True) -> ChainModel:
     """The exact MIP: k parts, each one stage. Its optimum is the optimum bottleneck.
@@ -343,6 +368,13 @@ def exact_model(inst: PipelineInstance, *, t_lower: float = 0.0, t_upper: float 
     receive / send indicators of DESIGN.md section 1 (producers with comm 0 are
     dropped, they cost nothing). Symmetry breaking (empty stages last) loses
     nothing because moving empty stages to the end keeps every stage's cost.
+    1F1B with a cap (``inst.cact``): part j holds ``cmem + (k-1-j) cact``, exact when
+    the empty parts come first (a non-empty stage at position j then has k - j
+    non-empty stages from it on), so the symmetry rows are mirrored (part j+1
+    empty => part j empty); moving empty stages to the front keeps every cost and
+    never raises a stage's memory, so some optimum satisfies them. Every other
+    formulation keeps one micro-batch per stage: 1F1B memory is at least that, so
+    they remain relaxations (valid bounds).
     """
     k = inst.k
     return chain_model(inst, k, [([j], 1.0) for j in range(k)], t_lower=t_lower,
@@ -415,7 +447,7 @@ def part_of_stage(kind: str, k: int, stage_c: np.ndarray, position: int | None =
         used = unique_sorted(stage_c)  # compact: empty stages last (symmetry breaking)
         remap = np.zeros(k, dtype=np.int64)
         remap[used] = np.arange(used.size)
-        return remap[stage_c]
+        return remap[stage_c]   # (1F1B: rejected by the mirrored rows unless all used)
     if kind == "block":
         raise ValueError("block model warm start needs a chosen block stage")
     i = int(position)

@@ -101,7 +101,7 @@ class MipModel:
 
     @property
     def n_integer(self) -> int:
-        return int(self.integrality.sum())
+        return 0 if self.integrality is None else int(self.integrality.sum())
 
     def objective_of(self, x: np.ndarray) -> float:
         return float(self.c @ x) + self.objective_offset

@@ -7,8 +7,9 @@ import math
 
 import numpy as np
 
-from .baselines import anneal, brkga, random_search, slicegraph
-from .costmodel import PRESETS, MCMProblem, preset
+from ..mcm.baselines import anneal, brkga, random_search, slicegraph
+from ..mcm.costmodel import PRESETS, MCMProblem, preset
+from .graphs import add_graph_args, load_graph_arg
 
 METHODS = ("anneal", "random", "slicegraph", "slicegraph-mcm", "learned", "rl")
 
@@ -29,8 +30,15 @@ def _number(kind, *, low=None, strict=True, integer=False):
     return parse
 
 
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("mcm", help="place a graph on a multi-chip module (chiplets)")
+    add_graph_args(p)
+    add_arguments(p)
+    p.set_defaults(func=lambda args: run(args, load_graph_arg(args)))
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of the ``mcm`` subcommand (the graph arguments are added by the caller)."""
+    """Options of the ``mcm`` subcommand (the graph arguments are added by ``register``)."""
     pos = _number("a number > 0", low=0)
     p.add_argument("--package", default="ring-8", choices=PRESETS, help="MCM preset")
     p.add_argument("--sram", type=pos, default=None, help="SRAM per chip (graph mem units)")
@@ -68,11 +76,11 @@ def _search(args, prob):
 
     torch.set_num_threads(max(1, args.threads))
     if args.method == "learned":
-        from .learned import KeyConfig, learned_search
+        from ..mcm.learned import KeyConfig, learned_search
 
         return learned_search(prob, args.budget, policy=args.policy,
                               config=KeyConfig(seed=args.seed, use_all_chips=args.use_all_chips))
-    from .train import TrainConfig, rl_search
+    from ..mcm.train import TrainConfig, rl_search
 
     return rl_search(prob, int(args.budget), policy=args.policy,
                      config=TrainConfig(seed=args.seed, use_all_chips=args.use_all_chips))

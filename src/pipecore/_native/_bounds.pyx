@@ -1,0 +1,256 @@
+"""Local min-cut lower bounds (DESIGN.md section 3b), see ``bounds/cuts.py`` for the proof.
+
+For a class c, ``local_cut(c)`` is the minimum, over sets S of classes of a ball B
+around c with c in S, of ``work(S) + sum of w_e over hyperedges e with e & B split by
+S``. It is one s-t minimum cut: c is the source, every other ball class x has an arc
+x -> sink of capacity work[x] (x in S pays its work), and each hyperedge e (restricted
+to B, kept when it has >= 2 ball members) gets the two-node gadget x -> a_e (inf),
+a_e -> b_e (w_e), b_e -> x (inf) for x in e & B, which is cut exactly when e & B
+is split. Max flow by Dinic (BFS levels + iterative blocking DFS); per class
+O(V^2 E) worst case on the ball network, tiny in practice (|B| <= max_ball).
+"""
+from libc.stdint cimport int32_t, int64_t
+from libc.stdlib cimport malloc, realloc, free
+from libc.math cimport INFINITY
+
+import numpy as np
+
+from pipecore._native._clock cimport now
+
+
+cdef struct Net:
+    int32_t nv, ne, cap_v, cap_e
+    int32_t *head      # per vertex: first arc
+    int32_t *nxt       # per arc: next arc of its tail
+    int32_t *to        # per arc: head vertex
+    double *res        # per arc: residual capacity
+    int32_t *level
+    int32_t *it        # current arc (DFS)
+    int32_t *queue
+    int32_t *stack     # DFS path of arcs
+
+
+cdef int _grow_i32(int32_t **a, Py_ssize_t size) noexcept nogil:
+    cdef void *p = realloc(a[0], size * sizeof(int32_t))
+    if p == NULL:
+        return -1
+    a[0] = <int32_t *> p
+    return 0
+
+
+cdef int net_reserve(Net *g, int32_t nv, int32_t ne) noexcept nogil:
+    """Grow the arrays to hold nv vertices and ne arcs (0 on success, -1 on OOM)."""
+    cdef void *p
+    if nv > g.cap_v:
+        nv = max(nv, 2 * g.cap_v)
+        if (_grow_i32(&g.head, nv) or _grow_i32(&g.level, nv) or _grow_i32(&g.it, nv)
+                or _grow_i32(&g.queue, nv) or _grow_i32(&g.stack, nv)):
+            return -1
+        g.cap_v = nv
+    if ne > g.cap_e:
+        ne = max(ne, 2 * g.cap_e)
+        if _grow_i32(&g.nxt, ne) or _grow_i32(&g.to, ne):
+            return -1
+        p = realloc(g.res, ne * sizeof(double))
+        if p == NULL:
+            return -1
+        g.res = <double *> p
+        g.cap_e = ne
+    return 0
+
+
+cdef void net_free(Net *g) noexcept nogil:
+    free(g.head); free(g.nxt); free(g.to); free(g.res)
+    free(g.level); free(g.it); free(g.queue); free(g.stack)
+
+
+cdef inline void add_arc(Net *g, int32_t u, int32_t v, double c) noexcept nogil:
+    """Arc u -> v with capacity c and its reverse (capacity 0); arcs 2i, 2i+1 pair up."""
+    g.to[g.ne] = v; g.res[g.ne] = c; g.nxt[g.ne] = g.head[u]; g.head[u] = g.ne; g.ne += 1
+    g.to[g.ne] = u; g.res[g.ne] = 0.0; g.nxt[g.ne] = g.head[v]; g.head[v] = g.ne; g.ne += 1
+
+
+cdef bint bfs_levels(Net *g, int32_t s, int32_t t) noexcept nogil:
+    cdef int32_t i, u, a, qh = 0, qt = 0
+    for i in range(g.nv):
+        g.level[i] = -1
+    g.level[s] = 0
+    g.queue[qt] = s; qt += 1
+    while qh < qt:
+        u = g.queue[qh]; qh += 1
+        a = g.head[u]
+        while a >= 0:
+            if g.res[a] > 0.0 and g.level[g.to[a]] < 0:
+                g.level[g.to[a]] = g.level[u] + 1
+                g.queue[qt] = g.to[a]; qt += 1
+            a = g.nxt[a]
+    return g.level[t] >= 0
+
+
+cdef double blocking_flow(Net *g, int32_t s, int32_t t) noexcept nogil:
+    """Augment along level-graph paths (iterative DFS with current-arc pointers)."""
+    cdef int32_t i, u, a, depth = 0
+    cdef double total = 0.0, push
+    for i in range(g.nv):
+        g.it[i] = g.head[i]
+    u = s
+    while True:
+        if u == t:
+            push = INFINITY
+            for i in range(depth):
+                if g.res[g.stack[i]] < push:
+                    push = g.res[g.stack[i]]
+            for i in range(depth):
+                g.res[g.stack[i]] -= push
+                g.res[g.stack[i] ^ 1] += push
+            total += push
+            depth = 0
+            u = s
+            continue
+        a = g.it[u]
+        while a >= 0 and not (g.res[a] > 0.0 and g.level[g.to[a]] == g.level[u] + 1):
+            a = g.nxt[a]
+        g.it[u] = a
+        if a >= 0:
+            g.stack[depth] = a; depth += 1
+            u = g.to[a]
+        else:
+            if u == s:
+                break
+            g.level[u] = -1            # dead end: never enter u again in this phase
+            depth -= 1
+            u = g.to[g.stack[depth] ^ 1]
+            g.it[u] = g.nxt[g.it[u]]
+    return total
+
+
+cdef double max_flow(Net *g, int32_t s, int32_t t) noexcept nogil:
+    cdef double total = 0.0
+    while bfs_levels(g, s, t):
+        total += blocking_flow(g, s, t)
+    return total
+
+
+cdef int32_t grow_ball(int32_t c, int32_t max_ball, const int64_t[::1] nptr,
+                       const int32_t[::1] nhe, const int64_t[::1] hptr,
+                       const int32_t[::1] hnodes, int32_t[::1] local,
+                       int32_t[::1] ball) noexcept nogil:
+    """BFS over hyperedges from c; ``local[x]`` = index in the ball (else -1). Returns |B|."""
+    cdef int32_t b = 1, head = 0, x, e
+    cdef int64_t i, j
+    ball[0] = c
+    local[c] = 0
+    while head < b and b < max_ball:
+        x = ball[head]; head += 1
+        for i in range(nptr[x], nptr[x + 1]):
+            e = nhe[i]
+            for j in range(hptr[e], hptr[e + 1]):
+                if local[hnodes[j]] < 0 and b < max_ball:
+                    local[hnodes[j]] = b
+                    ball[b] = hnodes[j]; b += 1
+    return b
+
+
+cdef double ball_cut(Net *g, int32_t b, const int32_t[::1] ball, int32_t[::1] local,
+                     int32_t[::1] hmark, int32_t stamp, const int64_t[::1] nptr,
+                     const int32_t[::1] nhe, const int64_t[::1] hptr,
+                     const int32_t[::1] hnodes, const double[::1] hw,
+                     const double[::1] work, double big) noexcept nogil:
+    """Build the ball network (see module docstring) and return its min cut, or -1 on OOM."""
+    cdef int32_t i, x, e, cnt, sink = b, ae
+    cdef int64_t p, j
+    cdef int32_t nv = b + 1, ne = 2 * b
+    for i in range(b):          # size the network: hyperedges with >= 2 ball members
+        x = ball[i]
+        for p in range(nptr[x], nptr[x + 1]):
+            e = nhe[p]
+            if hmark[e] == stamp:
+                continue
+            hmark[e] = stamp
+            cnt = 0
+            for j in range(hptr[e], hptr[e + 1]):
+                cnt += local[hnodes[j]] >= 0
+            if cnt >= 2:
+                nv += 2
+                ne += 2 + 4 * cnt
+    if net_reserve(g, nv, ne) < 0:
+        return -1.0
+    g.nv = nv
+    g.ne = 0
+    for i in range(nv):
+        g.head[i] = -1
+    for i in range(1, b):
+        add_arc(g, i, sink, work[ball[i]])
+    ae = b + 1
+    stamp += 1
+    for i in range(b):
+        x = ball[i]
+        for p in range(nptr[x], nptr[x + 1]):
+            e = nhe[p]
+            if hmark[e] == stamp:
+                continue
+            hmark[e] = stamp
+            cnt = 0
+            for j in range(hptr[e], hptr[e + 1]):
+                cnt += local[hnodes[j]] >= 0
+            if cnt < 2:
+                continue
+            add_arc(g, ae, ae + 1, hw[e])
+            for j in range(hptr[e], hptr[e + 1]):
+                if local[hnodes[j]] >= 0:
+                    add_arc(g, local[hnodes[j]], ae, big)
+                    add_arc(g, ae + 1, local[hnodes[j]], big)
+            ae += 2
+    return max_flow(g, 0, sink)
+
+
+def local_cut_bounds(const int64_t[::1] hptr, const int32_t[::1] hnodes,
+                     const double[::1] hw, const int64_t[::1] nptr, const int32_t[::1] nhe,
+                     const double[::1] work, const int32_t[::1] order,
+                     const double[::1] upper, double floor, int32_t max_ball,
+                     double deadline):
+    """Local cut bound of the classes in ``order`` (sorted by ``upper`` descending).
+
+    Stops when ``upper[c]`` (an upper bound on class c's value) is at most the best
+    value found or ``floor``, or at ``deadline`` (monotonic seconds; <= 0: none).
+    Returns ``(best, argbest, evaluated)``; best = -1 when nothing beat ``floor``.
+    """
+    cdef Py_ssize_t q = work.shape[0], m = hw.shape[0]
+    cdef int32_t[::1] local = np.full(q, -1, dtype=np.int32)
+    cdef int32_t[::1] ball = np.empty(max(max_ball, 1), dtype=np.int32)
+    cdef int32_t[::1] hmark = np.zeros(max(m, 1), dtype=np.int32)
+    cdef Net g
+    cdef int32_t c, b, i, stamp = 0, arg = -1
+    cdef Py_ssize_t idx, done = 0
+    cdef double best = floor, val, big = 1.0
+    cdef bint oom = False
+    for i in range(m):
+        big += hw[i]
+    for i in range(q):
+        big += work[i]
+    g.nv = g.ne = g.cap_v = g.cap_e = 0
+    g.head = g.nxt = g.to = g.level = g.it = g.queue = g.stack = NULL
+    g.res = NULL
+    with nogil:
+        for idx in range(order.shape[0]):
+            c = order[idx]
+            if upper[c] <= best or (deadline > 0 and (idx & 15) == 0 and now() > deadline):
+                break
+            b = grow_ball(c, max_ball, nptr, nhe, hptr, hnodes, local, ball)
+            stamp += 2
+            val = ball_cut(&g, b, ball, local, hmark, stamp, nptr, nhe, hptr, hnodes, hw,
+                           work, big)
+            for i in range(b):
+                local[ball[i]] = -1
+            if val < 0:
+                oom = True
+                break
+            done += 1
+            val += work[c]
+            if val > best:
+                best, arg = val, c
+        net_free(&g)
+    if oom:
+        raise MemoryError("local cut bound: out of memory for the flow network")
+    return (best if arg >= 0 else -1.0), arg, done
+
