@@ -154,8 +154,9 @@ class Partition:
                 if i is None or not 0 <= i < graph.n:
                     raise errors.UnknownNodeError(f"stage {s} names unknown node {v!r}")
                 if stage[i] >= 0:
-                    raise errors.InvalidPartitionError(f"node {graph.name(i)!r} is in two stages")
-                stage[i] = s
+                    raise errors.InvalidPartitionError(
+                        f"node {graph.name(int(i))!r} is in two stages")
+                stage[int(i)] = s
         missing = np.flatnonzero(stage < 0)
         if missing.size:
             raise errors.InvalidPartitionError(f"node {graph.name(int(missing[0]))!r} has no stage")
@@ -188,7 +189,8 @@ class Partition:
         act = np.bincount(local, weights=g.act_mem, minlength=span) if g.act_mem.any() \
             else np.zeros(span)
         if span != stages.size:          # dense path: keep only the occupied stages
-            w, r, s, static, act, counts = (a[stages] for a in (w, r, s, static, act, counts))
+            w, r, s, static, act = w[stages], r[stages], s[stages], static[stages], act[stages]
+            counts = counts[stages]
         if schedule is Schedule.ONE_F_ONE_B:
             inflight = np.arange(stages.size, 0, -1, dtype=np.float64)
         else:

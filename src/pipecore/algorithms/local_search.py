@@ -131,6 +131,7 @@ def solve_local(problem: Problem, budget: Budget, *, seed: int | None = 0,
     if start is None:
         return _no_start("local")
     stage = _compact(problem, start)
+    assert stage is not None, "a valid start uses at most k_eff stages"
     st = _state(problem, stage, seed)
     st.deadline = budget.deadline
     term, sweeps = Termination.COMPLETED, 0
@@ -222,7 +223,9 @@ def solve_anneal(problem: Problem, budget: Budget, *, seed: int | None = 0,
         return _no_start("anneal")
     scale = max(start.bottleneck, 1e-300)
     T0, T1 = opts["t_start"] * scale, opts["t_end"] * scale
-    st = _state(problem, _compact(problem, start), seed)
+    stage = _compact(problem, start)
+    assert stage is not None, "a valid start uses at most k_eff stages"
+    st = _state(problem, stage, seed)
     cooling = budget.until(SHARES["anneal_cooling"])
     st.deadline = cooling.deadline
     term, done = Termination.COMPLETED, 0

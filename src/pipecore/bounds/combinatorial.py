@@ -27,7 +27,9 @@ class CombinatorialBound:
 
     @property
     def method(self) -> str:
-        return "combinatorial:" + max(self.parts, key=self.parts.get) if self.parts else "combinatorial"
+        if not self.parts:
+            return "combinatorial"
+        return "combinatorial:" + max(self.parts, key=lambda name: self.parts[name])
 
 
 def average_bound(graph: Graph, k: int) -> float:
@@ -84,7 +86,7 @@ def neighbourhood_bound(graph: Graph, cls: np.ndarray | None = None) -> float:
             zkey = dst * q + cs
             key = key[~np.isin(key, zkey)]
         u, c = key // q, key % q
-        pred = np.bincount(c, weights=np.minimum(work[u], comm[u]), minlength=q)
+        pred: np.ndarray = np.bincount(c, weights=np.minimum(work[u], comm[u]), minlength=q)
         # successor side: distinct (producer class, z) pairs
         key = unique_sorted(cs * graph.n + dst)
         c, z = key // graph.n, key % graph.n

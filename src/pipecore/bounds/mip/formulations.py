@@ -38,7 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..._arrays import unique_sorted
-from ...problem import Problem
+from ...problem import Problem, Schedule
 from .model import MipModel
 
 __all__ = ["PipelineInstance", "ChainModel", "exact_model", "block_model", "position_model",
@@ -118,7 +118,7 @@ class PipelineInstance:
     def _cact(problem: Problem, cmap: np.ndarray, q: int) -> np.ndarray | None:
         """Activation memory per class when a 1F1B cap can bind (else None)."""
         g = problem.graph
-        if problem.schedule.value != "1f1b" or problem.mem_cap is None or not g.act_mem.any():
+        if problem.schedule != Schedule.ONE_F_ONE_B or problem.mem_cap is None or not g.act_mem.any():
             return None
         return np.bincount(cmap, weights=g.act_mem, minlength=q)
 
@@ -450,6 +450,7 @@ def part_of_stage(kind: str, k: int, stage_c: np.ndarray, position: int | None =
         return remap[stage_c]   # (1F1B: rejected by the mirrored rows unless all used)
     if kind == "block":
         raise ValueError("block model warm start needs a chosen block stage")
+    assert position is not None, "a position warm start needs a position"
     i = int(position)
     w = max(1, min(window, k - i))
     off = 1 if i > 0 else 0

@@ -51,9 +51,10 @@ class MipModel:
     A: Any
     row_lower: np.ndarray
     row_upper: np.ndarray
-    col_lower: np.ndarray | None = None
-    col_upper: np.ndarray | None = None
-    integrality: np.ndarray | None = None
+    # array-like (or None for the default) in; a validated ndarray after __post_init__
+    col_lower: Any = None
+    col_upper: Any = None
+    integrality: Any = None
     sense: str = "min"
     var_names: Sequence[str] | None = None
     objective_offset: float = 0.0
@@ -101,7 +102,7 @@ class MipModel:
 
     @property
     def n_integer(self) -> int:
-        return 0 if self.integrality is None else int(self.integrality.sum())
+        return int(self.integrality.sum())
 
     def objective_of(self, x: np.ndarray) -> float:
         return float(self.c @ x) + self.objective_offset
