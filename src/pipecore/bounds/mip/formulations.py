@@ -218,6 +218,111 @@ def model_size_problem(inst: PipelineInstance, P: int, seconds: float = math.inf
     return ""
 
 
+class _Rows:
+    """Sparse rows of a chain model under construction (COO triplets + row bounds).
+
+    Columns: ``y[c, j]`` at ``c * P + j`` (class c is in parts 0..j), then the receive
+    and send indicators, then T. ``x[c, j] = y[c, j] - y[c, j-1]`` is "c is in part j"."""
+
+    def __init__(self, P: int):
+        self.P = P
+        self.rows: list[np.ndarray] = []
+        self.cols: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
+        self.lo: list[np.ndarray] = []
+        self.up: list[np.ndarray] = []
+        self.nrow = 0
+
+    def yi(self, c, j) -> np.ndarray:
+        return np.asarray(c, dtype=np.int64) * self.P + j
+
+    def add(self, r_idx, col, v) -> None:
+        r_idx, col, v = np.broadcast_arrays(np.asarray(r_idx, dtype=np.int64),
+                                            np.asarray(col, dtype=np.int64),
+                                            np.asarray(v, dtype=np.float64))
+        self.rows.append(r_idx.ravel())
+        self.cols.append(col.ravel())
+        self.vals.append(v.ravel())
+
+    def add_x(self, r_idx, c, j, v) -> None:
+        """Add coefficient v on x[c, j] = y[c, j] - y[c, j-1] to rows r_idx (arrays)."""
+        r_idx, c, j, v = np.broadcast_arrays(np.asarray(r_idx, dtype=np.int64),
+                                             np.asarray(c, dtype=np.int64),
+                                             np.asarray(j, dtype=np.int64),
+                                             np.asarray(v, dtype=np.float64))
+        self.add(r_idx, self.yi(c, j), v)
+        m = j > 0
+        self.add(r_idx[m], self.yi(c[m], j[m] - 1), -v[m])
+
+    def new(self, count: int, lower: float, upper: float) -> np.ndarray:
+        idx = np.arange(self.nrow, self.nrow + count, dtype=np.int64)
+        self.lo.append(np.full(count, lower, dtype=np.float64))
+        self.up.append(np.full(count, upper, dtype=np.float64))
+        self.nrow += count
+        return idx
+
+    def matrix(self, nvar: int) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+        def cat(parts, dtype):
+            return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+        A = sp.csr_matrix((cat(self.vals, np.float64),
+                           (cat(self.rows, np.int64), cat(self.cols, np.int64))),
+                          shape=(self.nrow, nvar))
+        return A, cat(self.lo, np.float64), cat(self.up, np.float64)
+
+
+def _order_rows(b: _Rows, inst: PipelineInstance, ny: int, nr: int) -> None:
+    """Monotone y, precedence, and the receive/send indicator rows (P > 1)."""
+    P, cc = b.P, np.arange(inst.q, dtype=np.int64)
+    jj = np.arange(P - 1, dtype=np.int64)
+    C, J = np.meshgrid(cc, jj, indexing="ij")          # monotone: y[c, j] <= y[c, j+1]
+    r_idx = b.new(C.size, -math.inf, 0.0).reshape(C.shape)
+    b.add(r_idx, b.yi(C, J), 1.0)
+    b.add(r_idx, b.yi(C, J + 1), -1.0)
+    if inst.edge_u.size:                               # precedence: y[w, j] <= y[u, j]
+        E, J = np.meshgrid(np.arange(inst.edge_u.size), jj, indexing="ij")
+        r_idx = b.new(E.size, -math.inf, 0.0).reshape(E.shape)
+        b.add(r_idx, b.yi(inst.edge_w[E], J), 1.0)
+        b.add(r_idx, b.yi(inst.edge_u[E], J), -1.0)
+    if not inst.pair_p.size:
+        return
+    cu = inst.pcls[inst.pair_p]
+    # inference: part 0 never receives, part P-1 never sends (ideals); training
+    # graphs: backward edges cross boundaries backwards, so every part needs both
+    lo_r, hi_s = (0, P) if inst.training else (1, P - 1)
+    K, J = np.meshgrid(np.arange(inst.pair_p.size), np.arange(lo_r, P), indexing="ij")
+    r_idx = b.new(K.size, -math.inf, 0.0).reshape(K.shape)
+    b.add_x(r_idx, inst.pair_w[K], J, 1.0)
+    b.add_x(r_idx, cu[K], J, -1.0)
+    b.add(r_idx, ny + inst.pair_p[K] * P + J, -1.0)
+    K, J = np.meshgrid(np.arange(inst.pair_p.size), np.arange(0, hi_s), indexing="ij")
+    r_idx = b.new(K.size, -math.inf, 0.0).reshape(K.shape)
+    b.add_x(r_idx, cu[K], J, 1.0)
+    b.add_x(r_idx, inst.pair_w[K], J, -1.0)
+    b.add(r_idx, ny + nr + inst.pair_p[K] * P + J, -1.0)
+
+
+def _group_rows(b: _Rows, inst: PipelineInstance, groups, kind: str, ny: int, nr: int,
+                T: int) -> None:
+    """Per group of parts: cost <= mult * T, and memory <= mult * cap."""
+    P, npr = b.P, inst.prod.size
+    pp = np.arange(npr, dtype=np.int64)
+    nzw = np.flatnonzero(inst.cwork > 0)
+    for parts, mult in groups:
+        r_cost = b.new(1, -math.inf, 0.0)[0]
+        for j in parts:
+            b.add_x(np.full(nzw.size, r_cost), nzw, j, inst.cwork[nzw])
+            if npr:
+                b.add(r_cost, ny + pp * P + j, inst.pcomm)
+                b.add(r_cost, ny + nr + pp * P + j, inst.pcomm)
+        b.add(r_cost, T, -float(mult))
+        if inst.mem_cap is not None:
+            r_mem = b.new(1, -math.inf, float(mult) * inst.mem_cap)[0]
+            for j in parts:
+                cm = _part_mem(inst, kind, P, j)
+                nzm = np.flatnonzero(cm > 0)
+                b.add_x(np.full(nzm.size, r_mem), nzm, j, cm[nzm])
+
+
 def chain_model(inst: PipelineInstance, P: int, groups: Sequence[tuple[Sequence[int], float]], *,
                 t_lower: float = 0.0, t_upper: float = math.inf, symmetry: bool = False,
                 kind: str = "chain", position: int | None = None) -> ChainModel:
@@ -230,110 +335,29 @@ def chain_model(inst: PipelineInstance, P: int, groups: Sequence[tuple[Sequence[
     the end without changing any stage cost). Built in O(nnz) with numpy.
     """
     q, npr = inst.q, inst.prod.size
-    ny = q * P
-    nr = npr * P
+    ny, nr = q * P, npr * P
     T = ny + 2 * nr
     nvar = T + 1
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    vals: list[np.ndarray] = []
-    lo: list[np.ndarray] = []
-    up: list[np.ndarray] = []
-    nrow = 0
-
-    def yi(c, j):
-        return np.asarray(c, dtype=np.int64) * P + j
-
-    def add_x(r_idx, c, j, v):
-        """Add coefficient v on x[c, j] = y[c, j] - y[c, j-1] to rows r_idx (arrays)."""
-        r_idx, c, j, v = np.broadcast_arrays(np.asarray(r_idx, dtype=np.int64),
-                                             np.asarray(c, dtype=np.int64),
-                                             np.asarray(j, dtype=np.int64),
-                                             np.asarray(v, dtype=np.float64))
-        rows.append(r_idx.ravel()); cols.append(yi(c, j).ravel()); vals.append(v.ravel())
-        m = j > 0
-        rows.append(r_idx[m]); cols.append(yi(c[m], j[m] - 1)); vals.append(-v[m])
-
-    def add(r_idx, col, v):
-        r_idx, col, v = np.broadcast_arrays(np.asarray(r_idx, dtype=np.int64),
-                                            np.asarray(col, dtype=np.int64),
-                                            np.asarray(v, dtype=np.float64))
-        rows.append(r_idx.ravel()); cols.append(col.ravel()); vals.append(v.ravel())
-
-    def new_rows(count, lower, upper):
-        nonlocal nrow
-        idx = np.arange(nrow, nrow + count, dtype=np.int64)
-        lo.append(np.full(count, lower, dtype=np.float64))
-        up.append(np.full(count, upper, dtype=np.float64))
-        nrow += count
-        return idx
-
+    b = _Rows(P)
     cc = np.arange(q, dtype=np.int64)
     if P > 1:
-        jj = np.arange(P - 1, dtype=np.int64)
-        # monotone: y[c, j] - y[c, j+1] <= 0
-        C, J = np.meshgrid(cc, jj, indexing="ij")
-        r_idx = new_rows(C.size, -math.inf, 0.0).reshape(C.shape)
-        add(r_idx, yi(C, J), 1.0)
-        add(r_idx, yi(C, J + 1), -1.0)
-        # precedence: y[w, j] - y[u, j] <= 0
-        if inst.edge_u.size:
-            E, J = np.meshgrid(np.arange(inst.edge_u.size), jj, indexing="ij")
-            r_idx = new_rows(E.size, -math.inf, 0.0).reshape(E.shape)
-            add(r_idx, yi(inst.edge_w[E], J), 1.0)
-            add(r_idx, yi(inst.edge_u[E], J), -1.0)
-        # receive and send indicators
-        if inst.pair_p.size:
-            npair = inst.pair_p.size
-            cu = inst.pcls[inst.pair_p]
-            # inference: part 0 never receives, part P-1 never sends (ideals); training
-            # graphs: backward edges cross boundaries backwards, so every part needs both
-            lo_r, hi_s = (0, P) if inst.training else (1, P - 1)
-            K, J = np.meshgrid(np.arange(npair), np.arange(lo_r, P), indexing="ij")
-            r_idx = new_rows(K.size, -math.inf, 0.0).reshape(K.shape)
-            add_x(r_idx, inst.pair_w[K], J, 1.0)
-            add_x(r_idx, cu[K], J, -1.0)
-            add(r_idx, ny + inst.pair_p[K] * P + J, -1.0)
-            K, J = np.meshgrid(np.arange(npair), np.arange(0, hi_s), indexing="ij")
-            r_idx = new_rows(K.size, -math.inf, 0.0).reshape(K.shape)
-            add_x(r_idx, cu[K], J, 1.0)
-            add_x(r_idx, inst.pair_w[K], J, -1.0)
-            add(r_idx, ny + nr + inst.pair_p[K] * P + J, -1.0)
-    # cost and memory rows per group
-    pp = np.arange(npr, dtype=np.int64)
-    for parts, mult in groups:
-        r_cost = new_rows(1, -math.inf, 0.0)[0]
-        for j in parts:
-            nzw = np.flatnonzero(inst.cwork > 0)
-            add_x(np.full(nzw.size, r_cost), nzw, j, inst.cwork[nzw])
-            if npr:
-                add(r_cost, ny + pp * P + j, inst.pcomm)
-                add(r_cost, ny + nr + pp * P + j, inst.pcomm)
-        add(r_cost, T, -float(mult))
-        if inst.mem_cap is not None:
-            r_mem = new_rows(1, -math.inf, float(mult) * inst.mem_cap)[0]
-            for j in parts:
-                cm = _part_mem(inst, kind, P, j)
-                nzm = np.flatnonzero(cm > 0)
-                add_x(np.full(nzm.size, r_mem), nzm, j, cm[nzm])
+        _order_rows(b, inst, ny, nr)
+    _group_rows(b, inst, groups, kind, ny, nr, T)
     if symmetry and P > 1:
         # part j empty => part j+1 empty:  q * sum_c x[c, j] - sum_c x[c, j+1] >= 0
         # (exact 1F1B model: mirrored, empty parts first, see exact_model)
         first = kind == "exact" and inst.cact is not None
         for j in range(P - 1):
-            r_s = new_rows(1, 0.0, math.inf)[0]
-            add_x(np.full(q, r_s), cc, j + first, float(q))
-            add_x(np.full(q, r_s), cc, j + 1 - first, -1.0)
-    A = sp.csr_matrix((np.concatenate(vals) if vals else np.zeros(0),
-                       (np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64),
-                        np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64))),
-                      shape=(nrow, nvar))
-    col_lower = np.zeros(nvar)
-    col_upper = np.ones(nvar)
-    col_lower[yi(cc, P - 1)] = 1.0  # every class is in some part
+            r_s = b.new(1, 0.0, math.inf)[0]
+            b.add_x(np.full(q, r_s), cc, j + first, float(q))
+            b.add_x(np.full(q, r_s), cc, j + 1 - first, -1.0)
+    A, row_lower, row_upper = b.matrix(nvar)
+    col_lower, col_upper = np.zeros(nvar), np.ones(nvar)
+    col_lower[b.yi(cc, P - 1)] = 1.0  # every class is in some part
     # r[., 0] (part 0 is an ideal: never receives) and s[., P-1] (never sends) are 0;
     # not in training graphs, where backward edges cross stage boundaries backwards
     if npr and not inst.training:
+        pp = np.arange(npr, dtype=np.int64)
         col_upper[ny + pp * P + 0] = 0.0
         col_upper[ny + nr + pp * P + P - 1] = 0.0
     col_lower[T] = max(float(t_lower), 0.0)
@@ -342,8 +366,7 @@ def chain_model(inst: PipelineInstance, P: int, groups: Sequence[tuple[Sequence[
     integrality[:ny] = True
     c = np.zeros(nvar)
     c[T] = 1.0
-    model = MipModel(c=c, A=A, row_lower=np.concatenate(lo) if lo else np.zeros(0),
-                     row_upper=np.concatenate(up) if up else np.zeros(0),
+    model = MipModel(c=c, A=A, row_lower=row_lower, row_upper=row_upper,
                      col_lower=col_lower, col_upper=col_upper, integrality=integrality)
     return ChainModel(model=model, inst=inst, P=P, groups=[(list(g), float(m)) for g, m in groups],
                       kind=kind, position=position)
