@@ -53,6 +53,33 @@ cdef inline int32_t _next_bit(const uint64_t* bits, int32_t words, int32_t start
 
 
 # ----------------------------------------------------------------------------- enumeration
+cdef inline void _take(int32_t v, uint64_t* cur, uint64_t* avail, int32_t* missing,
+                       const int32_t* sptr, const int32_t* sidx) noexcept nogil:
+    """Add available node v to the ideal ``cur``; successors whose last missing
+    predecessor was v become available. O(outdeg v)."""
+    cdef int32_t e, s
+    avail[v >> 6] &= ~((<uint64_t>1) << (v & 63))
+    cur[v >> 6] |= (<uint64_t>1) << (v & 63)
+    for e in range(sptr[v], sptr[v + 1]):
+        s = sidx[e]
+        missing[s] -= 1
+        if missing[s] == 0:
+            avail[s >> 6] |= (<uint64_t>1) << (s & 63)
+
+
+cdef inline void _untake(int32_t v, uint64_t* cur, uint64_t* avail, int32_t* missing,
+                         const int32_t* sptr, const int32_t* sidx) noexcept nogil:
+    """Exact inverse of :func:`_take`. O(outdeg v)."""
+    cdef int32_t e, s
+    cur[v >> 6] &= ~((<uint64_t>1) << (v & 63))
+    for e in range(sptr[v], sptr[v + 1]):
+        s = sidx[e]
+        if missing[s] == 0:
+            avail[s >> 6] &= ~((<uint64_t>1) << (s & 63))
+        missing[s] += 1
+    avail[v >> 6] |= (<uint64_t>1) << (v & 63)
+
+
 cdef int64_t _enum(int32_t q, int32_t words,
                    const int32_t* sptr, const int32_t* sidx, const int32_t* indeg,
                    int64_t cap, bint store,
@@ -69,7 +96,7 @@ cdef int64_t _enum(int32_t q, int32_t words,
     cdef uint64_t* hst = <uint64_t*>malloc((q + 1) * sizeof(uint64_t))
     cdef uint64_t* cur = <uint64_t*>malloc(max(words, 1) * sizeof(uint64_t))
     cdef uint64_t* avail = <uint64_t*>malloc(max(words, 1) * sizeof(uint64_t))
-    cdef int32_t i, d, v, s, w, e, nxt
+    cdef int32_t i, d, v, w, nxt
     cdef int64_t count = 0, trans = 0, fc
     cdef int64_t check_mask = 1
     while check_mask * (words + 8) < (1 << 20):
@@ -84,11 +111,9 @@ cdef int64_t _enum(int32_t q, int32_t words,
         if missing[i] == 0:
             avail[i >> 6] |= (<uint64_t>1) << (i & 63)
     d = 0
-    wst[0] = 0.0
-    mst[0] = 0.0
+    wst[0] = mst[0] = 0.0
     hst[0] = 0
     vst[0] = -1          # vst[d] = node added to reach depth d (the "last" of depth d)
-    # record the empty ideal
     while True:
         # ---- record the ideal at depth d
         fc = 0
@@ -116,28 +141,15 @@ cdef int64_t _enum(int32_t q, int32_t words,
         while nxt < 0:
             if d == 0:
                 break
-            # undo the node that brought us to depth d
-            v = vst[d]
-            cur[v >> 6] &= ~((<uint64_t>1) << (v & 63))
-            for e in range(sptr[v], sptr[v + 1]):
-                s = sidx[e]
-                if missing[s] == 0:
-                    avail[s >> 6] &= ~((<uint64_t>1) << (s & 63))
-                missing[s] += 1
-            avail[v >> 6] |= (<uint64_t>1) << (v & 63)
+            v = vst[d]          # undo the node that brought us to depth d
+            _untake(v, cur, avail, missing, sptr, sidx)
             d -= 1
             nxt = _next_bit(avail, words, v + 1)
         if nxt < 0:
             break
         # ---- add nxt
         v = nxt
-        avail[v >> 6] &= ~((<uint64_t>1) << (v & 63))
-        cur[v >> 6] |= (<uint64_t>1) << (v & 63)
-        for e in range(sptr[v], sptr[v + 1]):
-            s = sidx[e]
-            missing[s] -= 1
-            if missing[s] == 0:
-                avail[s >> 6] |= (<uint64_t>1) << (s & 63)
+        _take(v, cur, avail, missing, sptr, sidx)
         if store:
             wst[d + 1] = wst[d] + qwork[v]
             mst[d + 1] = mst[d] + qmem[v]
