@@ -462,9 +462,9 @@ cdef class Slicer:
         segments suffice (M = largest cost used), 0 if not (nxt = next candidate), -1 if
         the per-end scratch overflowed (cannot happen: capacity n), -2 if ``can_abort``
         and the deadline passed mid-check."""
-        cdef Py_ssize_t n = self.n, idx, cnt, lo_i, hi_i
+        cdef Py_ssize_t n = self.n, idx, lo_i, hi_i
         cdef int32_t j, a, best
-        cdef double c, stopv, bestc
+        cdef double c, bestc
         cdef double nx = INFINITY
         cdef int32_t* pa
         cdef double* pc
@@ -476,22 +476,9 @@ cdef class Slicer:
                 continue
             if can_abort and (j & 1023) == 0 and now() > self.deadline:
                 return -2
-            if stored:
-                lo_i = self.store_ptr[j]
-                hi_i = self.store_ptr[j + 1]
-                pa = &self.store_a[0]
-                pc = &self.store_c[0]
-            else:
-                self.stamp += 1
-                cnt = self._sweep(j, T, &self.seg_a[0], &self.seg_c[0], n, &stopv)
-                if cnt < 0:
-                    return -1
-                if stopv < nx:
-                    nx = stopv
-                lo_i = 0
-                hi_i = cnt
-                pa = &self.seg_a[0]
-                pc = &self.seg_c[0]
+            hi_i = self._segments(j, T, stored, &pa, &pc, &lo_i, &nx)
+            if hi_i < 0:
+                return -1
             best = 0x3fffffff
             bestc = 0.0
             a = 0
@@ -520,6 +507,29 @@ cdef class Slicer:
         nxt[0] = nx
         return 0
 
+    cdef Py_ssize_t _segments(self, int32_t j, double T, bint stored, int32_t** pa,
+                              double** pc, Py_ssize_t* lo, double* nx) noexcept nogil:
+        """The segments ending at j as (start, cost) pairs ``pa[lo..hi)``, ``pc[lo..hi)``:
+        from the store, or swept now (lowering ``nx`` to the smallest cost the sweep cut
+        above T). Returns hi, or -1 if the scratch overflowed."""
+        cdef Py_ssize_t cnt
+        cdef double stopv
+        if stored:
+            lo[0] = self.store_ptr[j]
+            pa[0] = &self.store_a[0]
+            pc[0] = &self.store_c[0]
+            return self.store_ptr[j + 1]
+        self.stamp += 1
+        cnt = self._sweep(j, T, &self.seg_a[0], &self.seg_c[0], self.n, &stopv)
+        if cnt < 0:
+            return -1
+        if stopv < nx[0]:
+            nx[0] = stopv
+        lo[0] = 0
+        pa[0] = &self.seg_a[0]
+        pc[0] = &self.seg_c[0]
+        return cnt
+
     cdef int _check_suffix(self, double T, bint stored, double* M, double* nxt,
                            bint can_abort) noexcept nogil:
         """``_check`` for 1F1B memory: G[a] = fewest segments covering the suffix from a,
@@ -527,9 +537,9 @@ cdef class Slicer:
         followed by c segments holds c + 1 micro-batches; fewer segments after it is
         never worse (less memory here, fewer stages in total), so the fewest-segment
         suffix is the one to extend: exact. ``par[a]`` is the next segment's start."""
-        cdef Py_ssize_t n = self.n, idx, cnt, lo_i, hi_i
+        cdef Py_ssize_t n = self.n, idx, lo_i, hi_i
         cdef int32_t j, a, c1
-        cdef double c, stopv, nx = INFINITY
+        cdef double c, nx = INFINITY
         cdef int32_t* pa
         cdef double* pc
         self.checks += 1
@@ -541,22 +551,9 @@ cdef class Slicer:
                 continue
             if can_abort and (j & 1023) == 0 and now() > self.deadline:
                 return -2
-            if stored:
-                lo_i = self.store_ptr[j]
-                hi_i = self.store_ptr[j + 1]
-                pa = &self.store_a[0]
-                pc = &self.store_c[0]
-            else:
-                self.stamp += 1
-                cnt = self._sweep(j, T, &self.seg_a[0], &self.seg_c[0], n, &stopv)
-                if cnt < 0:
-                    return -1
-                if stopv < nx:
-                    nx = stopv
-                lo_i = 0
-                hi_i = cnt
-                pa = &self.seg_a[0]
-                pc = &self.seg_c[0]
+            hi_i = self._segments(j, T, stored, &pa, &pc, &lo_i, &nx)
+            if hi_i < 0:
+                return -1
             c1 = self.F[j + 1] + 1
             for idx in range(lo_i, hi_i):
                 c = pc[idx]
