@@ -1,5 +1,5 @@
 # Shared graph kernels, cimported by the other native modules.
-from libc.stdint cimport int32_t
+from libc.stdint cimport int32_t, uint8_t
 
 cdef enum KahnMode:
     KAHN_FIFO = 0     # ready nodes in the order they became ready (ties by index)
@@ -9,3 +9,9 @@ cdef enum KahnMode:
 cdef Py_ssize_t kahn_into(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
                           int32_t[::1] indeg, const double[::1] keys, int mode,
                           int32_t[::1] buf, int32_t[::1] order) noexcept nogil
+
+cdef void order_positions(const int32_t[::1] order, const int32_t[::1] succ_ptr,
+                          const int32_t[::1] succ_idx, const int32_t[::1] pred_ptr,
+                          const int32_t[::1] pred_idx, const int32_t[::1] node_map,
+                          int32_t[::1] pos, int32_t[::1] maxsucc, int32_t[::1] ppred_ptr,
+                          int32_t[::1] ppred_idx, uint8_t[::1] cut_ok) noexcept nogil

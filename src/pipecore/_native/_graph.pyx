@@ -1,6 +1,6 @@
 """Graph kernels: Kahn's algorithm (the one implementation, three tie-breaking modes) and
 longest-path depth."""
-from libc.stdint cimport int32_t
+from libc.stdint cimport int32_t, uint8_t
 
 import numpy as np
 
@@ -149,3 +149,32 @@ def depth(const int32_t[::1] order, const int32_t[::1] succ_ptr,
                 v = succ_idx[e]
                 if out[v] < out[u] + 1:
                     out[v] = out[u] + 1
+
+
+cdef void order_positions(const int32_t[::1] order, const int32_t[::1] succ_ptr,
+                          const int32_t[::1] succ_idx, const int32_t[::1] pred_ptr,
+                          const int32_t[::1] pred_idx, const int32_t[::1] node_map,
+                          int32_t[::1] pos, int32_t[::1] maxsucc, int32_t[::1] ppred_ptr,
+                          int32_t[::1] ppred_idx, uint8_t[::1] cut_ok) noexcept nogil:
+    """Position-indexed view of a node order, shared by the slicing decoders: ``pos``
+    of every node, the last successor position ``maxsucc`` (-1: none) and the
+    predecessor positions (CSR ``ppred_ptr``/``ppred_idx``) per position, and
+    ``cut_ok[i]`` = a stage may end after position i (not inside a colocation class,
+    always after the last). O(n + m)."""
+    cdef Py_ssize_t n = order.shape[0], i, e, p = 0
+    cdef int32_t v, mx
+    for i in range(n):
+        pos[order[i]] = <int32_t>i
+    for i in range(n):
+        v = order[i]
+        mx = -1
+        for e in range(succ_ptr[v], succ_ptr[v + 1]):
+            if pos[succ_idx[e]] > mx:
+                mx = pos[succ_idx[e]]
+        maxsucc[i] = mx
+        ppred_ptr[i] = <int32_t>p
+        for e in range(pred_ptr[v], pred_ptr[v + 1]):
+            ppred_idx[p] = pos[pred_idx[e]]
+            p += 1
+        cut_ok[i] = 1 if i + 1 == n else node_map[v] != node_map[order[i + 1]]
+    ppred_ptr[n] = <int32_t>p

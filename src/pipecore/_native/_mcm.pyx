@@ -37,6 +37,7 @@ from libc.stdlib cimport malloc, free
 import numpy as np
 
 from pipecore._native._cost cimport stage_costs_into
+from pipecore._native._graph cimport order_positions
 
 cdef double _TOL = 1e-12
 
@@ -357,27 +358,16 @@ cdef class Kernel:
     cdef void _prepare(self) noexcept nogil:
         """Position-indexed costs, last-successor and predecessor positions, cut_ok and
         suffix work for the order in ``self.order``. O(n + m)."""
-        cdef Py_ssize_t n = self.n, i, e, p = 0
-        cdef int32_t v, mx
-        for i in range(n):
-            self.pos[self.order[i]] = <int32_t>i
+        cdef Py_ssize_t n = self.n, i
+        cdef int32_t v
+        order_positions(self.order, self.sp, self.si, self.pp, self.pi, self.node_map,
+                        self.pos, self.pmax, self.ppred_ptr, self.ppred_idx, self.cut_ok)
         for i in range(n):
             v = self.order[i]
             self.pw[i] = self.work[v]
             self.pc[i] = self.comm[v]
             self.pm[i] = self.mem[v]
-            mx = -1
-            for e in range(self.sp[v], self.sp[v + 1]):
-                if self.pos[self.si[e]] > mx:
-                    mx = self.pos[self.si[e]]
-            self.pmax[i] = mx
-            self.ppred_ptr[i] = <int32_t>p
-            for e in range(self.pp[v], self.pp[v + 1]):
-                self.ppred_idx[p] = self.pos[self.pi[e]]
-                p += 1
-            self.cut_ok[i] = 1 if i + 1 == n else self.node_map[v] != self.node_map[self.order[i + 1]]
             self.pmark[i] = -1
-        self.ppred_ptr[n] = <int32_t>p
         self.wsuf[n] = 0.0
         self.msuf[n] = 0.0
         for i in range(n - 1, -1, -1):

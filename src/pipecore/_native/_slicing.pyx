@@ -63,7 +63,7 @@ import numpy as np
 
 from pipecore._native._clock cimport now
 from pipecore._native._cost cimport stage_costs_into
-from pipecore._native._graph cimport KAHN_KEYS, kahn_into
+from pipecore._native._graph cimport KAHN_KEYS, kahn_into, order_positions
 
 
 cdef void kahn_keys_into(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
@@ -331,29 +331,16 @@ cdef class Slicer:
     cdef void _prepare(self) noexcept nogil:
         """Position-indexed copies of the costs, last-successor and predecessor positions,
         and cut_ok, for the order in ``self.order``. O(n + m)."""
-        cdef Py_ssize_t n = self.n, i, e, p = 0
-        cdef int32_t v, mx
-        for i in range(n):
-            self.pos[self.order[i]] = <int32_t>i
+        cdef Py_ssize_t n = self.n, i, e, p
+        cdef int32_t v
+        order_positions(self.order, self.succ_ptr, self.succ_idx, self.pred_ptr,
+                        self.pred_idx, self.node_map, self.pos, self.maxsucc, self.ppred_ptr,
+                        self.ppred_idx, self.cut_ok)
         for i in range(n):
             v = self.order[i]
             self.pw[i] = self.work[v]
             self.pc[i] = self.comm[v]
             self.pm[i] = self.mem[v]
-            mx = -1
-            for e in range(self.succ_ptr[v], self.succ_ptr[v + 1]):
-                if self.pos[self.succ_idx[e]] > mx:
-                    mx = self.pos[self.succ_idx[e]]
-            self.maxsucc[i] = mx
-            self.ppred_ptr[i] = <int32_t>p
-            for e in range(self.pred_ptr[v], self.pred_ptr[v + 1]):
-                self.ppred_idx[p] = self.pos[self.pred_idx[e]]
-                p += 1
-            if i + 1 < n:
-                self.cut_ok[i] = self.node_map[v] != self.node_map[self.order[i + 1]]
-            else:
-                self.cut_ok[i] = 1
-        self.ppred_ptr[n] = <int32_t>p
         if self.training:
             p = 0
             for i in range(n):
