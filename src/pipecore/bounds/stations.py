@@ -1,0 +1,137 @@
+"""Station (boundary) lower bound: destructive bounding on T with head/tail stations and
+the communication every stage boundary must pay.
+
+Let ``I_j = S_1 | ... | S_j`` (j = 1..k-1) be the ideals of a k-partition whose stage
+costs are all at most T, and ``cut(I)`` the comm of the producers in I with a consumer
+outside I (on colocation classes, the quotient DAG and its hyperedges).
+
+**Claim.** For every j: ``work(I_j) + cut(I_j) <= j T`` and
+``work(V - I_j) + cut(I_j) <= (k - j) T``.
+
+*Proof.* Each producer u counted in cut(I_j) lies in some stage S_i, i <= j, and has a
+consumer outside I_j, so u is in Out(S_i) and S_i pays comm[u]; distinct producers are
+distinct summands and the works of S_1..S_j are further distinct summands, so
+``sum_{i<=j} f(S_i) >= work(I_j) + cut(I_j)`` while the left side is <= j T. Likewise u
+has a consumer in some stage S_i, i > j, which receives u (u is in In(S_i)) and pays
+comm[u]; with the works of S_{j+1}..S_k, ``sum_{i>j} f(S_i) >= work(V-I_j) + cut(I_j)``.
+
+**Forced classes** (SALBP head/tail stations). With ``desc(v)``/``anc(v)`` the work of v's
+descendants/ancestors (v included): if ``desc(v) > (k-j) T`` then v is in I_j (else all
+its descendants lie in V - I_j, whose work is <= (k-j) T); if ``anc(v) > j T`` then v is
+not in I_j. A class forced both ways proves T infeasible.
+
+**Test.** For lam in {1, 0, 1/2} the convex combination of the two inequalities gives
+``min_I cut(I) + lam work(I) + (1-lam) work(V-I) <= lam j T + (1-lam)(k-j) T`` over the
+ideals I respecting the forced classes: one s-t min cut (``_native._bounds.boundary_cut``).
+If it fails for some j, no partition has bottleneck <= T, so ``T* > T``. Forced sets grow
+and the right sides shrink as T decreases, so infeasibility is monotone in T and a
+bisection finds the largest T the test refutes. Memory caps and the schedule only
+remove partitions, so the bound holds for them; training graphs (extended stages) are
+skipped. Empty stages are allowed throughout (k_eff stages suffice).
+
+Cost: a transitive closure, O(q m / 64) and O(q^2 / 8) bytes (skipped above
+``STATION_MAX_CLASSES`` classes), then per bisection step up to 3 (k-1) max flows on a
+network of q + (#hyperedges) vertices; the flows stop at the deadline and the best
+refuted T so far is returned.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._runtime import clock
+from ..problem import Problem
+from .cuts import FLOW_RTOL, class_hypergraph
+
+__all__ = ["station_bound", "refutes", "STATION_MAX_CLASSES"]
+
+#: classes above which the transitive closure (q^2 / 8 bytes) is not built.
+STATION_MAX_CLASSES = 12_000
+#: relative comparison slack of the flow test (floating-point max flow).
+_TEST_RTOL = 1e-9
+
+
+class _Data:
+    """The class DAG, hypergraph and closure works of a problem (built once)."""
+
+    def __init__(self, problem: Problem):
+        from .._native._bounds import closure_works
+
+        con = problem.graph.contract()
+        qg = con.graph
+        self.k = int(problem.k_eff)
+        hptr, hnodes, hw, _, _, work, hsrc = class_hypergraph(problem)
+        self.hptr, self.hnodes, self.hw, self.hsrc = hptr, hnodes, hw, hsrc
+        self.work = np.ascontiguousarray(work, dtype=np.float64)
+        self.total = float(self.work.sum())
+        self.pred_ptr = np.ascontiguousarray(qg.pred_ptr, dtype=np.int64)
+        self.pred_idx = np.ascontiguousarray(qg.pred_idx, dtype=np.int32)
+        topo = np.ascontiguousarray(qg.topological_order(), dtype=np.int32)
+        self.anc, self.desc = closure_works(np.ascontiguousarray(qg.succ_ptr, dtype=np.int64),
+                                            np.ascontiguousarray(qg.succ_idx, dtype=np.int32),
+                                            topo, self.work)
+
+
+def refutes(data: _Data, t: float, deadline: float = math.inf) -> bool | None:
+    """True when the test of the module docstring proves that no partition has every stage
+    cost <= t; False when it does not; None when the deadline passed first."""
+    from .._native._bounds import boundary_cut
+
+    k = data.k
+    if k <= 1:
+        return data.total > t * (1 + _TEST_RTOL)
+    if data.total > k * t * (1 + _TEST_RTOL):
+        return True
+    for j in _boundary_order(k):
+        force = np.zeros(data.work.size, dtype=np.int8)
+        tin = data.desc > (k - j) * t * (1 + _TEST_RTOL)
+        tout = data.anc > j * t * (1 + _TEST_RTOL)
+        if np.any(tin & tout):
+            return True
+        force[tin] = 1
+        force[tout] = 2
+        for lam in (1.0, 0.0, 0.5):
+            if (lam == 1.0 and not tin.any()) or (lam == 0.0 and not tout.any()):
+                continue     # I = empty / I = V meets that inequality
+            if clock() > deadline:
+                return None
+            rhs = (lam * j + (1 - lam) * (k - j)) * t
+            val = boundary_cut(data.pred_ptr, data.pred_idx, data.hptr, data.hnodes,
+                               data.hw, data.hsrc, data.work, force, lam)
+            if val * (1 - FLOW_RTOL) > rhs * (1 + _TEST_RTOL) + 1e-12:
+                return True
+    return False
+
+
+def _boundary_order(k: int) -> list[int]:
+    """Boundaries 1..k-1, middle first (where head and tail stations meet)."""
+    mid = k / 2.0
+    return sorted(range(1, k), key=lambda j: abs(j - mid))
+
+
+def station_bound(problem: Problem, lower: float, upper: float, *,
+                  deadline: float = math.inf, rtol: float = 1e-4) -> tuple[float, dict]:
+    """The largest T in [lower, upper) the test refutes (bisection to ``rtol`` relative),
+    or ``lower`` when none is refuted. ``lower`` must be a proven bound, ``upper`` an
+    upper bound on the optimum (a partition's bottleneck). Returns ``(bound, details)``;
+    every refuted T is a valid bound, so stopping at ``deadline`` keeps the best so far.
+    """
+    started = clock()
+    if problem.is_training:
+        return lower, {"skipped": "training graph"}
+    if problem.n_classes > STATION_MAX_CLASSES:
+        return lower, {"skipped": f"{problem.n_classes} classes > STATION_MAX_CLASSES"}
+    if not (math.isfinite(upper) and upper > lower):
+        return lower, {"skipped": "no gap"}
+    data = _Data(problem)
+    lo, hi, steps = lower, upper, 0
+    while hi - lo > rtol * hi and clock() < deadline:
+        mid = 0.5 * (lo + hi)
+        got = refutes(data, mid, deadline)
+        if got is None:
+            break
+        steps += 1
+        lo, hi = (mid, hi) if got else (lo, mid)
+    details = {"steps": steps, "time": clock() - started}
+    return lo, details
