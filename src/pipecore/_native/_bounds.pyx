@@ -358,3 +358,50 @@ def boundary_cut(const int64_t[::1] pred_ptr, const int32_t[::1] pred_idx,
         total = max_flow(&g, s, t)
         net_free(&g)
     return INFINITY if total >= big else total
+
+
+def window_cut(const int64_t[::1] hptr, const int32_t[::1] hnodes, const double[::1] hw,
+               const double[::1] work, const int8_t[::1] force):
+    """``min f(S)`` over sets S of classes with ``force == 1`` classes in S and
+    ``force == 2`` classes out of S (no convexity asked), one s-t min cut: s -> c (inf)
+    for forced-in classes, c -> t (work; inf when forced out), and for each hyperedge e
+    the gadget x -> a_e (inf), a_e -> b_e (w_e), b_e -> x (inf) over its members x,
+    cut exactly when S splits e (0 when nothing is forced in: S = empty; inf when a
+    class is forced both ways). Dinic, O(V^2 E) worst case.
+    """
+    cdef Py_ssize_t q = work.shape[0], m = hw.shape[0], i
+    cdef int64_t p
+    cdef int32_t s = <int32_t> (q + 2 * m), t = <int32_t> (q + 2 * m + 1)
+    cdef Net g
+    cdef double big = 1.0, total
+    cdef int64_t ne = 2 * (2 * hptr[m] + 2 * q + m) + 4
+    for i in range(m):
+        big += hw[i]
+    for i in range(q):
+        big += work[i]
+    big *= 4.0
+    g.nv = g.ne = g.cap_v = g.cap_e = 0
+    g.head = g.nxt = g.to = g.level = g.it = g.queue = g.stack = NULL
+    g.res = NULL
+    if ne > 2_000_000_000 or net_reserve(&g, <int32_t> (q + 2 * m + 2), <int32_t> ne) < 0:
+        net_free(&g)
+        raise MemoryError("window cut: out of memory for the flow network")
+    with nogil:
+        g.nv = <int32_t> (q + 2 * m + 2)
+        for i in range(g.nv):
+            g.head[i] = -1
+        for i in range(q):
+            if force[i] == 1:
+                add_arc(&g, s, <int32_t> i, big)
+            elif force[i] == 2:
+                add_arc(&g, <int32_t> i, t, big)
+            if force[i] != 2 and work[i] > 0.0:
+                add_arc(&g, <int32_t> i, t, work[i])
+        for i in range(m):
+            add_arc(&g, <int32_t> (q + 2 * i), <int32_t> (q + 2 * i + 1), hw[i])
+            for p in range(hptr[i], hptr[i + 1]):
+                add_arc(&g, hnodes[p], <int32_t> (q + 2 * i), big)
+                add_arc(&g, <int32_t> (q + 2 * i + 1), hnodes[p], big)
+        total = max_flow(&g, s, t)
+        net_free(&g)
+    return INFINITY if total >= big else total

@@ -50,6 +50,8 @@ __all__ = ["station_bound", "refutes", "STATION_MAX_CLASSES"]
 STATION_MAX_CLASSES = 12_000
 #: relative comparison slack of the flow test (floating-point max flow).
 _TEST_RTOL = 1e-9
+#: window lengths (consecutive stages) of the window test.
+WINDOWS = (1, 2)
 
 
 class _Data:
@@ -73,34 +75,79 @@ class _Data:
                                             topo, self.work)
 
 
-def refutes(data: _Data, t: float, deadline: float = math.inf) -> bool | None:
-    """True when the test of the module docstring proves that no partition has every stage
-    cost <= t; False when it does not; None when the deadline passed first."""
+def _forced(data: _Data, j: int, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """Classes provably in I_j and provably outside I_j (module docstring), j = 0..k."""
+    k, slack = data.k, 1 + _TEST_RTOL
+    if j <= 0:
+        return np.zeros(data.work.size, bool), np.ones(data.work.size, bool)
+    if j >= k:
+        return np.ones(data.work.size, bool), np.zeros(data.work.size, bool)
+    return data.desc > (k - j) * t * slack, data.anc > j * t * slack
+
+
+def _exceeds(val: float, rhs: float) -> bool:
+    return val * (1 - FLOW_RTOL) > rhs * (1 + _TEST_RTOL) + 1e-12
+
+
+def _boundary_refutes(data: _Data, j: int, t: float, deadline: float) -> bool | None:
+    """The boundary test at I_j (three values of lam); None at the deadline."""
     from .._native._bounds import boundary_cut
 
     k = data.k
-    if k <= 1:
-        return data.total > t * (1 + _TEST_RTOL)
+    tin, tout = _forced(data, j, t)
+    if np.any(tin & tout):
+        return True
+    force = np.zeros(data.work.size, dtype=np.int8)
+    force[tin], force[tout] = 1, 2
+    for lam in (1.0, 0.0, 0.5):
+        if (lam == 1.0 and not tin.any()) or (lam == 0.0 and not tout.any()):
+            continue     # I = empty / I = V meets that inequality
+        if clock() > deadline:
+            return None
+        val = boundary_cut(data.pred_ptr, data.pred_idx, data.hptr, data.hnodes,
+                           data.hw, data.hsrc, data.work, force, lam)
+        if _exceeds(val, (lam * j + (1 - lam) * (k - j)) * t):
+            return True
+    return False
+
+
+def _window_refutes(data: _Data, j: int, r: int, t: float) -> bool:
+    """The window test: U = I_{j+r} - I_j must contain the classes forced into I_{j+r} and
+    out of I_j, avoid those forced into I_j or out of I_{j+r}, and f(U) <= r t."""
+    from .._native._bounds import window_cut
+
+    in_lo, out_lo = _forced(data, j, t)
+    in_hi, out_hi = _forced(data, j + r, t)
+    must = in_hi & out_lo
+    if not must.any():
+        return False
+    banned = in_lo | out_hi
+    if np.any(must & banned):
+        return True
+    force = np.zeros(data.work.size, dtype=np.int8)
+    force[must], force[banned] = 1, 2
+    return _exceeds(window_cut(data.hptr, data.hnodes, data.hw, data.work, force), r * t)
+
+
+def refutes(data: _Data, t: float, deadline: float = math.inf,
+            windows: tuple[int, ...] = WINDOWS) -> bool | None:
+    """True when the tests of the module docstring prove that no partition has every stage
+    cost <= t; False when they do not; None when the deadline passed first."""
+    k = data.k
     if data.total > k * t * (1 + _TEST_RTOL):
         return True
-    for j in _boundary_order(k):
-        force = np.zeros(data.work.size, dtype=np.int8)
-        tin = data.desc > (k - j) * t * (1 + _TEST_RTOL)
-        tout = data.anc > j * t * (1 + _TEST_RTOL)
-        if np.any(tin & tout):
-            return True
-        force[tin] = 1
-        force[tout] = 2
-        for lam in (1.0, 0.0, 0.5):
-            if (lam == 1.0 and not tin.any()) or (lam == 0.0 and not tout.any()):
-                continue     # I = empty / I = V meets that inequality
+    if k <= 1:
+        return False
+    for r in windows:
+        for j in range(0, k - r + 1):
             if clock() > deadline:
                 return None
-            rhs = (lam * j + (1 - lam) * (k - j)) * t
-            val = boundary_cut(data.pred_ptr, data.pred_idx, data.hptr, data.hnodes,
-                               data.hw, data.hsrc, data.work, force, lam)
-            if val * (1 - FLOW_RTOL) > rhs * (1 + _TEST_RTOL) + 1e-12:
+            if _window_refutes(data, j, r, t):
                 return True
+    for j in _boundary_order(k):
+        got = _boundary_refutes(data, j, t, deadline)
+        if got is not False:
+            return got
     return False
 
 
