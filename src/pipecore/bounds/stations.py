@@ -23,16 +23,33 @@ not in I_j. A class forced both ways proves T infeasible.
 **Test.** For lam in {1, 0, 1/2} the convex combination of the two inequalities gives
 ``min_I cut(I) + lam work(I) + (1-lam) work(V-I) <= lam j T + (1-lam)(k-j) T`` over the
 ideals I respecting the forced classes: one s-t min cut (``_native._bounds.boundary_cut``).
-If it fails for some j, no partition has bottleneck <= T, so ``T* > T``. Forced sets grow
+
+**Window test.** f is subadditive on disjoint sets (a hyperedge split by S | S' is split
+by S or by S'; work adds), so r consecutive stages ``U = I_{j+r} - I_j`` have
+``f(U) <= sum f(S_i) <= r T``. U contains every class forced into I_{j+r} and out of I_j
+and none forced into I_j or out of I_{j+r}; ``min f(U)`` over such sets (convexity
+dropped, which only lowers it) is one s-t min cut (``_native._bounds.window_cut``);
+windows of ``WINDOWS`` stages are tried.
+
+**Spread test.** Every split hyperedge e (producer class x) costs at least 2 w_e in
+total (x's stage sends it, another stage receives it), so
+``k T >= W + sum_{e split} 2 w_e``. e can be split at boundary j only if its members are
+neither all forced into I_j nor all forced out; let J(e) be those j. Since e split at j
+implies e split, ``2 w_e [e split] >= sum_{j in J(e)} (2 w_e / |J(e)|) [e split at j]``,
+hence ``k T >= W + sum_j min_I cut'(I)`` with the reweighted hyperedges, each minimum over
+the ideals respecting the forced classes of j (k - 1 flows).
+
+If any test fails, no partition has bottleneck <= T, so ``T* > T``. Forced sets grow
 and the right sides shrink as T decreases, so infeasibility is monotone in T and a
-bisection finds the largest T the test refutes. Memory caps and the schedule only
+bisection finds the largest T the test refutes (each refuted T is a bound on its own,
+so the result is valid even where floating point breaks the monotonicity). Memory caps and the schedule only
 remove partitions, so the bound holds for them; training graphs (extended stages) are
 skipped. Empty stages are allowed throughout (k_eff stages suffice).
 
 Cost: a transitive closure, O(q m / 64) and O(q^2 / 8) bytes (skipped above
 ``STATION_MAX_CLASSES`` classes), then per bisection step up to 3 (k-1) max flows on a
-network of q + (#hyperedges) vertices; the flows stop at the deadline and the best
-refuted T so far is returned.
+network of q + (#hyperedges) vertices, plus one flow per window; the flows stop at
+the deadline and the best refuted T so far is returned.
 """
 from __future__ import annotations
 
@@ -129,8 +146,41 @@ def _window_refutes(data: _Data, j: int, r: int, t: float) -> bool:
     return _exceeds(window_cut(data.hptr, data.hnodes, data.hw, data.work, force), r * t)
 
 
+def _spread_refutes(data: _Data, t: float, deadline: float) -> bool | None:
+    """The spread test (module docstring): ``W + sum_j min cut'(I_j) > k t``."""
+    from .._native._bounds import boundary_cut
+
+    k, slack = data.k, 1 + _TEST_RTOL
+    if data.hw.size == 0:
+        return False
+    sizes = np.diff(data.hptr)
+    min_anc = np.minimum.reduceat(data.anc[data.hnodes], data.hptr[:-1])
+    min_desc = np.minimum.reduceat(data.desc[data.hnodes], data.hptr[:-1])
+    js = np.arange(1, k)
+    can = ~(min_anc[:, None] > js[None, :] * t * slack) \
+        & ~(min_desc[:, None] > (k - js)[None, :] * t * slack)
+    count = can.sum(axis=1)
+    weight = np.where(count > 0, 2.0 * data.hw / np.maximum(count, 1), 0.0)
+    weight[sizes < 2] = 0.0
+    zero = np.zeros_like(data.work)
+    total = data.total
+    for j in _boundary_order(k):
+        if clock() > deadline:
+            return None
+        tin, tout = _forced(data, j, t)
+        if np.any(tin & tout):
+            return True
+        force = np.zeros(data.work.size, dtype=np.int8)
+        force[tin], force[tout] = 1, 2
+        total += boundary_cut(data.pred_ptr, data.pred_idx, data.hptr, data.hnodes, weight,
+                              data.hsrc, zero, force, 1.0) * (1 - FLOW_RTOL)
+        if _exceeds(total, k * t):
+            return True
+    return False
+
+
 def refutes(data: _Data, t: float, deadline: float = math.inf,
-            windows: tuple[int, ...] = WINDOWS) -> bool | None:
+            windows: tuple[int, ...] | None = None) -> bool | None:
     """True when the tests of the module docstring prove that no partition has every stage
     cost <= t; False when they do not; None when the deadline passed first."""
     k = data.k
@@ -138,17 +188,17 @@ def refutes(data: _Data, t: float, deadline: float = math.inf,
         return True
     if k <= 1:
         return False
-    for r in windows:
+    for j in _boundary_order(k):
+        got = _boundary_refutes(data, j, t, deadline)
+        if got is not False:
+            return got
+    for r in WINDOWS if windows is None else windows:
         for j in range(0, k - r + 1):
             if clock() > deadline:
                 return None
             if _window_refutes(data, j, r, t):
                 return True
-    for j in _boundary_order(k):
-        got = _boundary_refutes(data, j, t, deadline)
-        if got is not False:
-            return got
-    return False
+    return _spread_refutes(data, t, deadline)
 
 
 def _boundary_order(k: int) -> list[int]:
@@ -159,7 +209,8 @@ def _boundary_order(k: int) -> list[int]:
 
 def station_bound(problem: Problem, lower: float, upper: float, *,
                   deadline: float = math.inf, rtol: float = 1e-4) -> tuple[float, dict]:
-    """The largest T in [lower, upper) the test refutes (bisection to ``rtol`` relative),
+    """The largest T in [lower, upper) the test refutes (galloping up from ``lower``, then
+    bisection to ``rtol`` relative),
     or ``lower`` when none is refuted. ``lower`` must be a proven bound, ``upper`` an
     upper bound on the optimum (a partition's bottleneck). Returns ``(bound, details)``;
     every refuted T is a valid bound, so stopping at ``deadline`` keeps the best so far.
@@ -173,12 +224,18 @@ def station_bound(problem: Problem, lower: float, upper: float, *,
         return lower, {"skipped": "no gap"}
     data = _Data(problem)
     lo, hi, steps = lower, upper, 0
+    step, galloping = (upper - lower) / 64.0, True
     while hi - lo > rtol * hi and clock() < deadline:
-        mid = 0.5 * (lo + hi)
+        # gallop up from the proven bound (refutations near it are found first and are
+        # cheap: the first failing test stops), then bisect once a T survives
+        mid = min(lo + step, 0.5 * (lo + hi)) if galloping else 0.5 * (lo + hi)
         got = refutes(data, mid, deadline)
         if got is None:
             break
         steps += 1
-        lo, hi = (mid, hi) if got else (lo, mid)
+        if got:
+            lo, step = mid, 2 * step
+        else:
+            hi, galloping = mid, False
     details = {"steps": steps, "time": clock() - started}
     return lo, details
