@@ -9,7 +9,7 @@ a_e -> b_e (w_e), b_e -> x (inf) for x in e & B, which is cut exactly when e & B
 is split. Max flow by Dinic (BFS levels + iterative blocking DFS); per class
 O(V^2 E) worst case on the ball network, tiny in practice (|B| <= max_ball).
 """
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int8_t, int32_t, int64_t
 from libc.stdlib cimport malloc, realloc, free
 from libc.math cimport INFINITY
 
@@ -254,3 +254,147 @@ def local_cut_bounds(const int64_t[::1] hptr, const int32_t[::1] hnodes,
         raise MemoryError("local cut bound: out of memory for the flow network")
     return (best if arg >= 0 else -1.0), arg, done
 
+
+
+# ---------------------------------------------------------------------------------
+# Station (boundary) bound kernels, see ``bounds/stations.py`` for the proof.
+
+def closure_works(const int64_t[::1] succ_ptr, const int32_t[::1] succ_idx,
+                  const int32_t[::1] topo, const double[::1] work):
+    """``(anc, desc)``: work of the ancestors and of the descendants of each node of a DAG,
+    the node itself included (exact, by uint64 bitset transitive closure).
+
+    O(q * m / 64) word operations for the closure plus O(q^2 / 64 + |closure|) to sum
+    the works; O(q^2 / 8) bytes. The caller bounds q.
+    """
+    cdef Py_ssize_t q = work.shape[0], words = (q + 63) // 64, i, w, b
+    cdef Py_ssize_t v, u
+    cdef int64_t p
+    cdef unsigned long long[:, ::1] bits = np.zeros((q, max(words, 1)), dtype=np.uint64)
+    cdef double[::1] desc = np.zeros(q)
+    cdef double[::1] anc = np.zeros(q)
+    cdef unsigned long long x
+    with nogil:
+        for i in range(q - 1, -1, -1):          # reverse topological order: descendants
+            v = topo[i]
+            bits[v, v >> 6] |= (<unsigned long long> 1) << (v & 63)
+            for p in range(succ_ptr[v], succ_ptr[v + 1]):
+                u = succ_idx[p]
+                for w in range(words):
+                    bits[v, w] |= bits[u, w]
+        for v in range(q):                      # desc[v] = work of row v; anc by columns
+            for w in range(words):
+                x = bits[v, w]
+                while x:
+                    b = __builtin_ctzll(x)
+                    x &= x - 1
+                    desc[v] += work[w * 64 + b]
+                    anc[w * 64 + b] += work[v]
+    return np.asarray(anc), np.asarray(desc)
+
+
+cdef extern from *:
+    int __builtin_ctzll(unsigned long long) nogil
+
+
+def boundary_cut(const int64_t[::1] pred_ptr, const int32_t[::1] pred_idx,
+                 const int64_t[::1] hptr, const int32_t[::1] hnodes,
+                 const double[::1] hw, const int32_t[::1] hsrc, const double[::1] work,
+                 const int8_t[::1] force, double lam):
+    """``min over ideals I`` (forced classes respected) of
+    ``outcut(I) + lam * work(I) + (1 - lam) * work(V - I)``, one s-t min cut.
+
+    S-side = I. Arc c -> p (inf) for each precedence p -> c keeps I an ideal; per
+    hyperedge e with producer class x: x -> a_e (w_e), a_e -> y (inf) for the other
+    members y, so w_e is cut exactly when x is in I and some member is not; c -> t
+    (lam work) and s -> c ((1 - lam) work); ``force[c]`` = 1 adds s -> c (inf), 2 adds
+    c -> t (inf). Dinic, O(V^2 E) worst case. Returns inf when a forced-in class has a
+    forced-out ancestor (no such ideal).
+    """
+    cdef Py_ssize_t q = work.shape[0], m = hw.shape[0], i
+    cdef int64_t p
+    cdef int32_t s = <int32_t> (q + m), t = <int32_t> (q + m + 1)
+    cdef Net g
+    cdef double big = 1.0, total
+    cdef int64_t ne = 2 * (pred_ptr[q] + hptr[m] + 3 * q + m) + 4
+    for i in range(m):
+        big += hw[i]
+    for i in range(q):
+        big += work[i]
+    big *= 4.0
+    g.nv = g.ne = g.cap_v = g.cap_e = 0
+    g.head = g.nxt = g.to = g.level = g.it = g.queue = g.stack = NULL
+    g.res = NULL
+    if ne > 2_000_000_000 or net_reserve(&g, <int32_t> (q + m + 2), <int32_t> ne) < 0:
+        net_free(&g)
+        raise MemoryError("boundary cut: out of memory for the flow network")
+    with nogil:
+        g.nv = <int32_t> (q + m + 2)
+        for i in range(g.nv):
+            g.head[i] = -1
+        for i in range(q):
+            for p in range(pred_ptr[i], pred_ptr[i + 1]):
+                add_arc(&g, <int32_t> i, pred_idx[p], big)
+            if lam * work[i] > 0.0:
+                add_arc(&g, <int32_t> i, t, lam * work[i])
+            if (1.0 - lam) * work[i] > 0.0:
+                add_arc(&g, s, <int32_t> i, (1.0 - lam) * work[i])
+            if force[i] == 1:
+                add_arc(&g, s, <int32_t> i, big)
+            elif force[i] == 2:
+                add_arc(&g, <int32_t> i, t, big)
+        for i in range(m):
+            add_arc(&g, hsrc[i], <int32_t> (q + i), hw[i])
+            for p in range(hptr[i], hptr[i + 1]):
+                if hnodes[p] != hsrc[i]:
+                    add_arc(&g, <int32_t> (q + i), hnodes[p], big)
+        total = max_flow(&g, s, t)
+        net_free(&g)
+    return INFINITY if total >= big else total
+
+
+def window_cut(const int64_t[::1] hptr, const int32_t[::1] hnodes, const double[::1] hw,
+               const double[::1] work, const int8_t[::1] force):
+    """``min f(S)`` over sets S of classes with ``force == 1`` classes in S and
+    ``force == 2`` classes out of S (no convexity asked), one s-t min cut: s -> c (inf)
+    for forced-in classes, c -> t (work; inf when forced out), and for each hyperedge e
+    the gadget x -> a_e (inf), a_e -> b_e (w_e), b_e -> x (inf) over its members x,
+    cut exactly when S splits e (0 when nothing is forced in: S = empty; inf when a
+    class is forced both ways). Dinic, O(V^2 E) worst case.
+    """
+    cdef Py_ssize_t q = work.shape[0], m = hw.shape[0], i
+    cdef int64_t p
+    cdef int32_t s = <int32_t> (q + 2 * m), t = <int32_t> (q + 2 * m + 1)
+    cdef Net g
+    cdef double big = 1.0, total
+    cdef int64_t ne = 2 * (2 * hptr[m] + 2 * q + m) + 4
+    for i in range(m):
+        big += hw[i]
+    for i in range(q):
+        big += work[i]
+    big *= 4.0
+    g.nv = g.ne = g.cap_v = g.cap_e = 0
+    g.head = g.nxt = g.to = g.level = g.it = g.queue = g.stack = NULL
+    g.res = NULL
+    if ne > 2_000_000_000 or net_reserve(&g, <int32_t> (q + 2 * m + 2), <int32_t> ne) < 0:
+        net_free(&g)
+        raise MemoryError("window cut: out of memory for the flow network")
+    with nogil:
+        g.nv = <int32_t> (q + 2 * m + 2)
+        for i in range(g.nv):
+            g.head[i] = -1
+        for i in range(q):
+            if force[i] == 1:
+                add_arc(&g, s, <int32_t> i, big)
+            elif force[i] == 2:
+                add_arc(&g, <int32_t> i, t, big)
+            if force[i] != 2 and work[i] > 0.0:
+                add_arc(&g, <int32_t> i, t, work[i])
+        for i in range(m):
+            add_arc(&g, <int32_t> (q + 2 * i), <int32_t> (q + 2 * i + 1), hw[i])
+            for p in range(hptr[i], hptr[i + 1]):
+                add_arc(&g, hnodes[p], <int32_t> (q + 2 * i), big)
+                add_arc(&g, <int32_t> (q + 2 * i + 1), hnodes[p], big)
+        total = max_flow(&g, s, t)
+        net_free(&g)
+    return INFINITY if total >= big else total

@@ -38,6 +38,8 @@ log = logging.getLogger("pipecore.bounds")
 CERT_TOLERANCE = 1e-9
 #: longest the local min-cut scan of :func:`quick_bound` may run (ms on every graph measured).
 QUICK_CUT_SECONDS = 2.0
+#: largest share of the remaining budget the station bound (:mod:`.stations`) may use.
+STATION_SHARE = 0.3
 #: exact MIP is tried when (classes x k) binaries are at most this many.
 EXACT_MAX_BINARIES = 4000
 #: MIP bounds are skipped on graphs with more colocation classes than this: their LP
@@ -313,13 +315,36 @@ def certify(problem: Problem, partition: Partition | None, *, budget: Budget,
     """
     cert = Certificate(lower_bound=lower_bound)
     ub = partition.bottleneck if partition is not None else math.inf
-    if not mip or lower_bound >= ub * (1 - ROUND_RTOL) or budget.expired():
+    if lower_bound >= ub * (1 - ROUND_RTOL) or budget.expired():
         return cert
     progress(budget.fraction(), ub)
-    got = mip_bounds(problem, partition, budget=budget, comb=lower_bound, backend=mip_backend,
+    station = _station_phase(problem, lower_bound, ub, budget, cert)
+    if not mip or station >= ub * (1 - ROUND_RTOL):
+        return cert
+    got = mip_bounds(problem, partition, budget=budget, comb=station, backend=mip_backend,
                      jobs=jobs)
-    got.lower_bound = max(got.lower_bound, lower_bound)
-    if got.lower_bound == lower_bound:
-        got.source = ""
+    got.phases[:0] = cert.phases
+    got.details["station"] = cert.details.get("station")
+    if got.lower_bound <= station:
+        got.lower_bound, got.source = cert.lower_bound, cert.source
     progress(1.0, ub)
     return got
+
+
+def _station_phase(problem: Problem, lower: float, ub: float, budget: Budget,
+                   cert: Certificate) -> float:
+    """The station bound (:mod:`.stations`) with at most ``STATION_SHARE`` of the budget
+    left; raises ``cert`` when it beats ``lower`` and returns the best bound so far."""
+    from .stations import station_bound
+
+    started = clock()
+    deadline = clock() + budget.remaining() * STATION_SHARE if budget.limited else math.inf
+    value, details = station_bound(problem, lower, ub, deadline=deadline)
+    cert.details["station"] = details
+    if "skipped" in details:
+        return lower
+    cert.phases.append(Phase("bound:station", clock() - started, Termination.COMPLETED,
+                             ub, value, {"steps": details.get("steps", 0)}))
+    if value > lower:
+        cert.lower_bound, cert.source = value, "station"
+    return max(value, lower)
