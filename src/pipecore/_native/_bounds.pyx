@@ -151,6 +151,17 @@ cdef int32_t grow_ball(int32_t c, int32_t max_ball, const int64_t[::1] nptr,
     return b
 
 
+cdef inline int32_t _members_in_ball(int32_t e, const int64_t[::1] hptr,
+                                     const int32_t[::1] hnodes,
+                                     const int32_t[::1] local) noexcept nogil:
+    """Members of hyperedge e inside the ball (``local[v] >= 0``)."""
+    cdef int32_t cnt = 0
+    cdef int64_t j
+    for j in range(hptr[e], hptr[e + 1]):
+        cnt += local[hnodes[j]] >= 0
+    return cnt
+
+
 cdef double ball_cut(Net *g, int32_t b, const int32_t[::1] ball, int32_t[::1] local,
                      int32_t[::1] hmark, int32_t stamp, const int64_t[::1] nptr,
                      const int32_t[::1] nhe, const int64_t[::1] hptr,
@@ -167,9 +178,7 @@ cdef double ball_cut(Net *g, int32_t b, const int32_t[::1] ball, int32_t[::1] lo
             if hmark[e] == stamp:
                 continue
             hmark[e] = stamp
-            cnt = 0
-            for j in range(hptr[e], hptr[e + 1]):
-                cnt += local[hnodes[j]] >= 0
+            cnt = _members_in_ball(e, hptr, hnodes, local)
             if cnt >= 2:
                 nv += 2
                 ne += 2 + 4 * cnt
@@ -190,9 +199,7 @@ cdef double ball_cut(Net *g, int32_t b, const int32_t[::1] ball, int32_t[::1] lo
             if hmark[e] == stamp:
                 continue
             hmark[e] = stamp
-            cnt = 0
-            for j in range(hptr[e], hptr[e + 1]):
-                cnt += local[hnodes[j]] >= 0
+            cnt = _members_in_ball(e, hptr, hnodes, local)
             if cnt < 2:
                 continue
             add_arc(g, ae, ae + 1, hw[e])
