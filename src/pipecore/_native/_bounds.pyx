@@ -304,6 +304,26 @@ cdef extern from *:
     int __builtin_ctzll(unsigned long long) nogil
 
 
+cdef double _net_open(Net *g, const double[::1] work, const double[::1] hw, int64_t nv,
+                      int64_t ne, str what) except -1.0:
+    """Empty network sized for nv vertices and ne arcs; returns an "infinite" capacity
+    (4x every finite weight together). MemoryError when it cannot be allocated."""
+    cdef double big = 1.0
+    cdef Py_ssize_t i
+    for i in range(hw.shape[0]):
+        big += hw[i]
+    for i in range(work.shape[0]):
+        big += work[i]
+    g.nv = g.ne = g.cap_v = g.cap_e = 0
+    g.head = g.nxt = g.to = g.level = g.it = g.queue = g.stack = NULL
+    g.res = NULL
+    if ne > 2_000_000_000 or nv > 2_000_000_000 or \
+            net_reserve(g, <int32_t> nv, <int32_t> ne) < 0:
+        net_free(g)
+        raise MemoryError(f"{what}: out of memory for the flow network")
+    return 4.0 * big
+
+
 def boundary_cut(const int64_t[::1] pred_ptr, const int32_t[::1] pred_idx,
                  const int64_t[::1] hptr, const int32_t[::1] hnodes,
                  const double[::1] hw, const int32_t[::1] hsrc, const double[::1] work,
@@ -322,19 +342,9 @@ def boundary_cut(const int64_t[::1] pred_ptr, const int32_t[::1] pred_idx,
     cdef int64_t p
     cdef int32_t s = <int32_t> (q + m), t = <int32_t> (q + m + 1)
     cdef Net g
-    cdef double big = 1.0, total
-    cdef int64_t ne = 2 * (pred_ptr[q] + hptr[m] + 3 * q + m) + 4
-    for i in range(m):
-        big += hw[i]
-    for i in range(q):
-        big += work[i]
-    big *= 4.0
-    g.nv = g.ne = g.cap_v = g.cap_e = 0
-    g.head = g.nxt = g.to = g.level = g.it = g.queue = g.stack = NULL
-    g.res = NULL
-    if ne > 2_000_000_000 or net_reserve(&g, <int32_t> (q + m + 2), <int32_t> ne) < 0:
-        net_free(&g)
-        raise MemoryError("boundary cut: out of memory for the flow network")
+    cdef double total
+    cdef double big = _net_open(&g, work, hw, q + m + 2,
+                                2 * (pred_ptr[q] + hptr[m] + 3 * q + m) + 4, "boundary cut")
     with nogil:
         g.nv = <int32_t> (q + m + 2)
         for i in range(g.nv):
@@ -373,19 +383,9 @@ def window_cut(const int64_t[::1] hptr, const int32_t[::1] hnodes, const double[
     cdef int64_t p
     cdef int32_t s = <int32_t> (q + 2 * m), t = <int32_t> (q + 2 * m + 1)
     cdef Net g
-    cdef double big = 1.0, total
-    cdef int64_t ne = 2 * (2 * hptr[m] + 2 * q + m) + 4
-    for i in range(m):
-        big += hw[i]
-    for i in range(q):
-        big += work[i]
-    big *= 4.0
-    g.nv = g.ne = g.cap_v = g.cap_e = 0
-    g.head = g.nxt = g.to = g.level = g.it = g.queue = g.stack = NULL
-    g.res = NULL
-    if ne > 2_000_000_000 or net_reserve(&g, <int32_t> (q + 2 * m + 2), <int32_t> ne) < 0:
-        net_free(&g)
-        raise MemoryError("window cut: out of memory for the flow network")
+    cdef double total
+    cdef double big = _net_open(&g, work, hw, q + 2 * m + 2,
+                                2 * (2 * hptr[m] + 2 * q + m) + 4, "window cut")
     with nogil:
         g.nv = <int32_t> (q + 2 * m + 2)
         for i in range(g.nv):
