@@ -59,10 +59,14 @@ def is_valid_reference(graph: Graph, stage, k: int, mem_cap=None) -> bool:
 
 def brute_force(graph: Graph, k: int, mem_cap=None):
     """(optimum bottleneck, an optimal stage vector) over all k^n assignments; (inf, None) if none."""
+    stages = itertools.product(range(k), repeat=graph.n)
+    return _best(graph, k, (s for s in stages if is_valid_reference(graph, s, k, mem_cap)))
+
+
+def _best(graph: Graph, k: int, stages):
+    """(min bottleneck, its stage vector) over valid ``stages``; (inf, None) if empty."""
     best, arg = math.inf, None
-    for stage in itertools.product(range(k), repeat=graph.n):
-        if not is_valid_reference(graph, stage, k, mem_cap):
-            continue
+    for stage in stages:
         b = max(reference_stage_costs(graph, stage, k))
         if b < best:
             best, arg = b, np.array(stage, dtype=np.int32)
@@ -182,15 +186,10 @@ def brute_force_classes(graph: Graph, k: int, mem_cap=None, schedule: str = "pla
     unit = [units.setdefault(("g", int(graph.group[v])) if graph.group is not None
                              and graph.group[v] >= 0 else ("v", v), len(units))
             for v in range(graph.n)]
-    best, arg = math.inf, None
-    for assign in itertools.product(range(k), repeat=len(units)):
-        stage = [assign[unit[v]] for v in range(graph.n)]
-        if not is_valid_training_reference(graph, stage, k, mem_cap, schedule):
-            continue
-        b = max(reference_stage_costs(graph, stage, k))
-        if b < best:
-            best, arg = b, np.array(stage, dtype=np.int32)
-    return best, arg
+    stages = ([assign[unit[v]] for v in range(graph.n)]
+              for assign in itertools.product(range(k), repeat=len(units)))
+    return _best(graph, k, (s for s in stages
+                            if is_valid_training_reference(graph, s, k, mem_cap, schedule)))
 
 
 @st.composite
