@@ -1,5 +1,6 @@
 """The solver-neutral MIP layer: models, HiGHS and Gurobi backends, Gurobi size-limit fallback."""
 import logging
+import math
 import subprocess
 import sys
 
@@ -187,3 +188,19 @@ def test_concurrent_solves_in_threads(backend):
         out = list(pool.map(lambda mb: solve_model(mb[0], backend=backend), models))
     for (model, best), res in zip(models, out):
         assert res.quality is Quality.OPTIMAL and res.objective == pytest.approx(best)
+
+
+def test_highs_instances_run_single_threaded():
+    """Parallel MIPs are run in pipecore's threads, one HiGHS instance each: HiGHS's own
+    default (threads=0) shares one task scheduler between them, and two presolves at
+    once then deadlocked (clip at k=64; the thread outlived the time limit by minutes)."""
+    set_to: dict = {}
+
+    class FakeHighs:
+        def setOptionValue(self, name, value):
+            set_to[name] = value
+
+    B.BACKENDS["highs"]._configure(FakeHighs(), B.SolverOptions(deadline=math.inf))
+    assert set_to["threads"] == 1
+    B.BACKENDS["highs"]._configure(FakeHighs(), B.SolverOptions(threads=3))
+    assert set_to["threads"] == 3

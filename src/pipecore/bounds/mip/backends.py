@@ -182,8 +182,11 @@ class HighsBackend(Backend):
             h.setOptionValue("primal_feasibility_tolerance", tol)
             h.setOptionValue("mip_feasibility_tolerance", tol)
             h.setOptionValue("dual_feasibility_tolerance", tol)
-        if options.threads and options.threads > 1:
-            h.setOptionValue("threads", int(options.threads))
+        # Always set: HiGHS's default (threads=0) shares one global task scheduler
+        # between the instances that pipecore runs in parallel threads, and two MIPs
+        # presolving at once could then deadlock (seen with HiGHS 1.16: one never
+        # returned, and its thread kept the process alive long after the time limit).
+        h.setOptionValue("threads", max(int(options.threads or 1), 1))
 
     def _pass_model(self, h: Any, highspy: Any, model: MipModel) -> bool:
         inf = highspy.kHighsInf
