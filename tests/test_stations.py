@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from oracle import brute_force, cap_between, capped_problems, msr_path, small_graphs
 from pipecore import generators, load_graph, solve
-from pipecore.bounds.stations import _Data, refutes, station_bound
+from pipecore.bounds.stations import _Data, _split_refutes, _stations, _forced, refutes, station_bound
 from pipecore.problem import Problem
 
 EPS = 1e-9
@@ -70,6 +70,64 @@ def test_certify_uses_the_station_bound():
 def test_deadline_and_skips():
     g = generators.layered_dag(300, seed=1)
     lb, det = station_bound(Problem(g, 16), 1.0, 100.0, deadline=0.0)
-    assert lb == 1.0 and det["steps"] == 0
+    assert lb == 1.0 and det.get("steps", 0) == 0
     lb, det = station_bound(Problem(g, 16), 5.0, 5.0)
     assert lb == 5.0 and "skipped" in det
+
+
+@settings(max_examples=1500, deadline=None)
+@given(capped_problems)
+def test_forced_split_test_never_refutes_the_optimum(prob):
+    """The flow-free forced-split test alone never refutes T = OPT (brute force)."""
+    graph, k, frac = prob
+    opt, _ = brute_force(graph, k, cap_between(graph, k, frac))
+    if math.isfinite(opt):
+        assert not _split_refutes(_Data(Problem(graph, k)), opt)
+
+
+@settings(max_examples=200, deadline=None)
+@given(small_graphs(max_nodes=8, groups=True), st.integers(2, 5), st.floats(0.05, 3.0))
+def test_station_intervals_match_the_forced_sets(graph, k, scale):
+    """first/last are exactly the forced sets of every boundary j (vectorised form)."""
+    data = _Data(Problem(graph, k))
+    t = scale * float(graph.work.sum() + graph.comm.sum() + 1.0) / k
+    first, last = _stations(data, t)
+    for j in range(1, data.k):
+        tin, tout = _forced(data, j, t)
+        assert ((last <= j) >= tin).all() and ((first > j) >= tout).all()
+        assert ((first > j) <= tout).all() and ((last <= j) <= tin).all()
+
+
+@pytest.mark.parametrize("block_words", [1, 2, 64])
+def test_reach_works_is_exact(block_words):
+    """Blocked bitset reachability = networkx ancestors/descendants, across block edges."""
+    import networkx as nx
+    import numpy as np
+    from pipecore._native._bounds import reach_works
+
+    g = generators.layered_dag(300, seed=5)
+    topo = np.ascontiguousarray(g.topological_order(), dtype=np.int32)
+    desc = reach_works(g.succ_ptr.astype(np.int64), g.succ_idx.astype(np.int32), topo,
+                       g.work, block_words=block_words)
+    anc = reach_works(g.pred_ptr.astype(np.int64), g.pred_idx.astype(np.int32),
+                      np.ascontiguousarray(topo[::-1]), g.work, block_words=block_words)
+    G = nx.DiGraph(list(zip(g.src.tolist(), g.dst.tolist())))
+    G.add_nodes_from(range(g.n))
+    for v in range(0, g.n, 7):
+        assert desc[v] == pytest.approx(g.work[list(nx.descendants(G, v) | {v})].sum())
+        assert anc[v] == pytest.approx(g.work[list(nx.ancestors(G, v) | {v})].sum())
+    assert reach_works(g.succ_ptr.astype(np.int64), g.succ_idx.astype(np.int32), topo,
+                       g.work, deadline=0.0) is None
+
+
+def test_station_bound_without_flows_on_large_graphs(monkeypatch):
+    """Above STATION_MAX_CLASSES only the flow-free tests run; they still beat W/k on a
+    layered DAG with long skip edges, and stay below the best partition found."""
+    from pipecore.bounds import stations
+
+    monkeypatch.setattr(stations, "STATION_MAX_CLASSES", 100)
+    g = generators.layered_dag(3000, seed=1)
+    res = solve(g, 32, time_limit=5, method="slicegraph", bounds=False)
+    lb, det = station_bound(Problem(g, 32), float(g.work.sum()) / 32, res.upper_bound)
+    assert float(g.work.sum()) / 32 < lb <= res.upper_bound
+    assert det["steps"] > 0

@@ -21,7 +21,8 @@ import math
 from typing import Any, Callable, Mapping
 
 from . import errors
-from ._runtime import FLOORS, PHASE_END, PHASE_END_NO_MIP, Budget, ProgressFn, clock, no_progress
+from ._runtime import (FLOORS, PHASE_END, PHASE_END_NO_MIP, PHASE_END_QUICK, Budget, ProgressFn,
+                       clock, no_progress)
 from ._validate import as_int
 from .graph import Graph
 from .options import Option, OptionSet
@@ -218,8 +219,10 @@ class _Run:
         self.messages: list[str] = []
         self.stats: dict[str, Any] = {}
         from .bounds.certificate import mip_bounds_apply
+        from .bounds.stations import station_bound_applies
 
-        self.plan = PHASE_END if mip_bounds_apply(problem) else PHASE_END_NO_MIP
+        self.plan = (PHASE_END if mip_bounds_apply(problem) else
+                     PHASE_END_NO_MIP if station_bound_applies(problem) else PHASE_END_QUICK)
 
     # ------------------------------------------------------------------ state
     @property

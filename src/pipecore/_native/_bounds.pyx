@@ -266,38 +266,57 @@ def local_cut_bounds(const int64_t[::1] hptr, const int32_t[::1] hnodes,
 # ---------------------------------------------------------------------------------
 # Station (boundary) bound kernels, see ``bounds/stations.py`` for the proof.
 
-def closure_works(const int64_t[::1] succ_ptr, const int32_t[::1] succ_idx,
-                  const int32_t[::1] topo, const double[::1] work):
-    """``(anc, desc)``: work of the ancestors and of the descendants of each node of a DAG,
-    the node itself included (exact, by uint64 bitset transitive closure).
+def reach_works(const int64_t[::1] succ_ptr, const int32_t[::1] succ_idx,
+                const int32_t[::1] topo, const double[::1] work, double deadline=INFINITY,
+                Py_ssize_t block_words=64):
+    """Work of the descendants of each node of a DAG, the node itself included (exact, by
+    uint64 bitset reachability); pass the predecessor CSR and the reversed order for the
+    ancestors. None when ``deadline`` (monotonic seconds) passes first.
 
-    O(q * m / 64) word operations for the closure plus O(q^2 / 64 + |closure|) to sum
-    the works; O(q^2 / 8) bytes. The caller bounds q.
+    The targets are taken in blocks of ``64 * block_words`` nodes, so memory is
+    O(q * block_words) words whatever q is; per block one pass over the DAG ORs the
+    successors' rows, and each row's weighted popcount is read from per-byte tables of
+    partial work sums (8 lookups per nonzero word). O((q + m) * q / 64) word operations
+    in all plus O(q * 256 / 8) for the tables.
     """
-    cdef Py_ssize_t q = work.shape[0], words = (q + 63) // 64, i, w, b
-    cdef Py_ssize_t v, u
+    cdef Py_ssize_t q = work.shape[0], nb = max(min(block_words, (q + 63) // 64), 1)
+    cdef Py_ssize_t b0, i, w, j, t, v, u, pos, byte
     cdef int64_t p
-    cdef unsigned long long[:, ::1] bits = np.zeros((q, max(words, 1)), dtype=np.uint64)
-    cdef double[::1] desc = np.zeros(q)
-    cdef double[::1] anc = np.zeros(q)
     cdef unsigned long long x
+    cdef double acc
+    cdef unsigned long long[:, ::1] bits = np.zeros((q, nb), dtype=np.uint64)
+    cdef double[:, ::1] table = np.zeros((8 * nb, 256), dtype=np.float64)
+    cdef double[::1] out = np.zeros(q)
+    b0 = 0
     with nogil:
-        for i in range(q - 1, -1, -1):          # reverse topological order: descendants
-            v = topo[i]
-            bits[v, v >> 6] |= (<unsigned long long> 1) << (v & 63)
-            for p in range(succ_ptr[v], succ_ptr[v + 1]):
-                u = succ_idx[p]
-                for w in range(words):
-                    bits[v, w] |= bits[u, w]
-        for v in range(q):                      # desc[v] = work of row v; anc by columns
-            for w in range(words):
-                x = bits[v, w]
-                while x:
-                    b = __builtin_ctzll(x)
-                    x &= x - 1
-                    desc[v] += work[w * 64 + b]
-                    anc[w * 64 + b] += work[v]
-    return np.asarray(anc), np.asarray(desc)
+        while b0 < q:
+            if now() > deadline:
+                with gil:
+                    return None
+            for pos in range(8 * nb):           # table[pos][byte]: work of the byte's bits
+                for byte in range(1, 256):
+                    t = b0 + 8 * pos + __builtin_ctzll(byte)
+                    table[pos, byte] = table[pos, byte & (byte - 1)] + (
+                        work[t] if t < q else 0.0)
+            for i in range(q - 1, -1, -1):      # reverse topological order
+                v = topo[i]
+                for w in range(nb):
+                    bits[v, w] = 0
+                if b0 <= v < b0 + 64 * nb:
+                    bits[v, (v - b0) >> 6] = (<unsigned long long> 1) << ((v - b0) & 63)
+                for p in range(succ_ptr[v], succ_ptr[v + 1]):
+                    u = succ_idx[p]
+                    for w in range(nb):
+                        bits[v, w] |= bits[u, w]
+                acc = 0.0
+                for w in range(nb):
+                    x = bits[v, w]
+                    if x:
+                        for j in range(8):
+                            acc += table[8 * w + j, (x >> (8 * j)) & 255]
+                out[v] += acc
+            b0 += 64 * nb
+    return np.asarray(out)
 
 
 cdef extern from *:

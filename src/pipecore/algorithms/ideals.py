@@ -256,7 +256,17 @@ class _Lattice:
         return self.problem.expand(np.asarray(stage_q, dtype=np.int32)[self.qof])
 
     def count(self, cap: int, deadline: float = math.inf) -> tuple[int, int]:
-        """(ideals, transitions), counting stops once > cap; (-1, .) past ``deadline``."""
+        """(ideals, transitions), counting stops once > cap; (-1, .) past ``deadline``.
+
+        First an O(q + m) pre-check: each level of the longest-path layering is an
+        antichain, and the down-closures of an antichain's 2^w subsets are distinct
+        ideals, so a level wider than log2(cap) answers "> cap" without counting."""
+        from .._native import _graph
+
+        level = np.empty(self.q, dtype=np.int32)
+        _graph.depth(np.arange(self.q, dtype=np.int32), self.qsucc_ptr, self.qsucc_idx, level)
+        if self.q and int(np.bincount(level).max()) > math.log2(max(cap, 1)):
+            return cap + 1, -1
         return _ideals.count_ideals(self.qsucc_ptr, self.qsucc_idx, self.qindeg, int(cap),
                                     deadline)
 

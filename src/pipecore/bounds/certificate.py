@@ -318,7 +318,9 @@ def certify(problem: Problem, partition: Partition | None, *, budget: Budget,
     if lower_bound >= ub * (1 - ROUND_RTOL) or budget.expired():
         return cert
     progress(budget.fraction(), ub)
-    station = _station_phase(problem, lower_bound, ub, budget, cert)
+    mips = mip and mip_bounds_apply(problem)
+    station = _station_phase(problem, lower_bound, ub, budget, cert,
+                             STATION_SHARE if mips else 1.0)
     if not mip or station >= ub * (1 - ROUND_RTOL):
         return cert
     got = mip_bounds(problem, partition, budget=budget, comb=station, backend=mip_backend,
@@ -332,13 +334,14 @@ def certify(problem: Problem, partition: Partition | None, *, budget: Budget,
 
 
 def _station_phase(problem: Problem, lower: float, ub: float, budget: Budget,
-                   cert: Certificate) -> float:
-    """The station bound (:mod:`.stations`) with at most ``STATION_SHARE`` of the budget
-    left; raises ``cert`` when it beats ``lower`` and returns the best bound so far."""
+                   cert: Certificate, share: float) -> float:
+    """The station bound (:mod:`.stations`) with at most ``share`` of the budget left
+    (``STATION_SHARE`` when MIPs follow, all of it otherwise); raises ``cert`` when it
+    beats ``lower`` and returns the best bound so far."""
     from .stations import station_bound
 
     started = clock()
-    deadline = clock() + budget.remaining() * STATION_SHARE if budget.limited else math.inf
+    deadline = clock() + budget.remaining() * share if budget.limited else math.inf
     value, details = station_bound(problem, lower, ub, deadline=deadline)
     cert.details["station"] = details
     if "skipped" in details:
