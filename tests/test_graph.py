@@ -4,7 +4,8 @@ import math
 import networkx as nx
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pipecore
 from pipecore import Graph, errors
@@ -126,6 +127,31 @@ def test_contraction_is_a_dag_whose_stages_expand_validly(g):
     stage_q[order] = np.arange(con.graph.n)
     part = pipecore.Partition(g, con.expand(stage_q), con.graph.n)
     assert part.is_valid()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 12).flatmap(lambda n: st.tuples(
+    st.just(n), st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=3 * n))))
+def test_native_strong_components_match_mutual_reachability(args):
+    """Tarjan (used when contraction makes the class graph cyclic) against the definition:
+    u, v share a component iff each reaches the other; components come sinks first."""
+    from pipecore._native import _graph
+
+    n, edges = args
+    src = np.array([a for a, _ in edges], dtype=np.int32)
+    dst = np.array([b for _, b in edges], dtype=np.int32)
+    order = np.argsort(src, kind="stable")
+    ptr = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(np.bincount(src, minlength=n), out=ptr[1:])
+    comp = np.empty(n, dtype=np.int32)
+    c = _graph.strong_components(ptr, np.ascontiguousarray(dst[order]), comp)
+    reach = np.eye(n, dtype=bool)
+    reach[src, dst] = True
+    for w in range(n):   # Floyd-Warshall closure
+        reach |= reach[:, [w]] & reach[[w], :]
+    assert sorted(set(comp.tolist())) == list(range(c))
+    assert np.array_equal(comp[:, None] == comp[None, :], reach & reach.T)
+    assert all(comp[a] >= comp[b] for a, b in edges)
 
 
 def test_networkx_round_trip():

@@ -98,6 +98,27 @@ def test_reproduces_training_reference(name, method):
     assert res.quality is Quality.OPTIMAL and res.partition.is_valid(g.metadata["mem_cap"])
     assert res.upper_bound == pytest.approx(REF[name]["optimum"], rel=1e-9)
     assert res.lower_bound <= res.upper_bound
+    got = max(reference_stage_costs(g, res.partition.stage, k))   # literal cost model
+    assert got == pytest.approx(REF[name]["optimum"], rel=1e-9)
+
+
+def test_training_references_cover_the_data():
+    """Every artifact training file in tests/data/msr has a REFERENCE.json entry (k, optimum,
+    nodes, section 1b semantics) and every entry has its file."""
+    files = {p.stem for p in msr_path("x").parent.glob("*_training.json")}
+    assert files == set(TRAINING) and len(TRAINING) >= 4
+    for name in TRAINING:
+        assert REF[name]["semantics"].startswith("training")
+
+
+@pytest.mark.parametrize("name", TRAINING)
+def test_training_reference_imports(name):
+    g = pipecore.load_graph(msr_path(name))
+    raw = json.loads(msr_path(name).read_text())
+    assert g.is_training and g.n == REF[name]["nodes"] == len(raw["nodes"])
+    assert g.metadata["k"] == REF[name]["k"] == raw["maxFPGAs"]
+    assert int(g.backward.sum()) == sum(bool(v["isBackwardNode"]) for v in raw["nodes"])
+    assert g.total_work == pytest.approx(sum(v["fpgaLatency"] for v in raw["nodes"]))
 
 
 # ----------------------------------------------------------------------------- heuristics, bounds

@@ -447,8 +447,8 @@ class Graph:
         outside the class, an upper bound on what the class can send (exact costs
         are always evaluated on the original graph, since communication is per
         producer). O(n + m): a native Kahn pass decides whether the class graph is
-        acyclic (the common case); only when it is not are scipy's strongly
-        connected components needed.
+        acyclic (the common case); only when it is not is the native Tarjan pass
+        (strongly connected components) needed.
         """
         if self._contraction is None:
             self._contraction = self._build_contraction()
@@ -462,11 +462,11 @@ class Graph:
         qs, qd = qs[keep], qd[keep]
         if (self.group is None and self.backward is None) or _is_acyclic(q, qs, qd):
             return Contraction.build(self, label.astype(_INT), q)
-        from scipy.sparse import csr_matrix
-        from scipy.sparse.csgraph import connected_components
+        from ._native import _graph
 
-        adj = csr_matrix((np.ones(qs.size), (qs, qd)), shape=(q, q))
-        ncomp, comp = connected_components(adj, directed=True, connection="strong")
+        succ_ptr, succ_idx = _csr(q, qs, qd)
+        comp = np.empty(q, dtype=_INT)
+        ncomp = _graph.strong_components(succ_ptr, succ_idx, comp)
         return Contraction.build(self, comp[label].astype(_INT), ncomp)
 
     def __repr__(self) -> str:

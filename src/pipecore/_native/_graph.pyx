@@ -1,5 +1,5 @@
-"""Graph kernels: Kahn's algorithm (the one implementation, three tie-breaking modes) and
-longest-path depth."""
+"""Graph kernels: Kahn's algorithm (the one implementation, three tie-breaking modes),
+longest-path depth and strongly connected components."""
 from libc.stdint cimport int32_t, uint8_t
 
 import numpy as np
@@ -149,6 +149,77 @@ def depth(const int32_t[::1] order, const int32_t[::1] succ_ptr,
                 v = succ_idx[e]
                 if out[v] < out[u] + 1:
                     out[v] = out[u] + 1
+
+
+cdef int32_t _tarjan(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
+                     int32_t[::1] comp, int32_t[::1] index, int32_t[::1] low,
+                     int32_t[::1] stack, int32_t[::1] call, int32_t[::1] edge) noexcept nogil:
+    """Iterative Tarjan: ``call``/``edge`` are the DFS path and each frame's next edge, a
+    visited node with ``comp`` < 0 is on ``stack``. Returns the component count. O(n + m)."""
+    cdef Py_ssize_t n = comp.shape[0], r, depth, sp = 0
+    cdef int32_t counter = 0, ncomp = 0, v, w, e
+    for r in range(n):
+        comp[r] = -1
+        index[r] = -1
+    for r in range(n):
+        if index[r] >= 0:
+            continue
+        index[r] = counter
+        low[r] = counter
+        counter += 1
+        stack[sp] = <int32_t>r
+        sp += 1
+        depth = 0
+        call[0] = <int32_t>r
+        edge[0] = succ_ptr[r]
+        while depth >= 0:
+            v = call[depth]
+            e = edge[depth]
+            if e < succ_ptr[v + 1]:
+                edge[depth] = e + 1
+                w = succ_idx[e]
+                if index[w] < 0:            # tree edge: descend
+                    index[w] = counter
+                    low[w] = counter
+                    counter += 1
+                    stack[sp] = w
+                    sp += 1
+                    depth += 1
+                    call[depth] = w
+                    edge[depth] = succ_ptr[w]
+                elif comp[w] < 0 and index[w] < low[v]:   # w on the stack
+                    low[v] = index[w]
+                continue
+            if low[v] == index[v]:          # v roots a component: pop it
+                while True:
+                    sp -= 1
+                    w = stack[sp]
+                    comp[w] = ncomp
+                    if w == v:
+                        break
+                ncomp += 1
+            depth -= 1
+            if depth >= 0 and low[v] < low[call[depth]]:
+                low[call[depth]] = low[v]
+    return ncomp
+
+
+def strong_components(const int32_t[::1] succ_ptr, const int32_t[::1] succ_idx,
+                      int32_t[::1] comp):
+    """Strongly connected components of the CSR digraph: ``comp[v]`` in 0..c-1 (sinks of
+    the condensation first); returns c. Iterative Tarjan, O(n + m), no recursion."""
+    cdef Py_ssize_t n = comp.shape[0]
+    cdef int32_t c
+    if succ_ptr.shape[0] != n + 1:
+        raise ValueError("succ_ptr must have n + 1 entries")
+    cdef int32_t[::1] index = np.empty(n, dtype=np.int32)
+    cdef int32_t[::1] low = np.empty(n, dtype=np.int32)
+    cdef int32_t[::1] stack = np.empty(n, dtype=np.int32)
+    cdef int32_t[::1] call = np.empty(n, dtype=np.int32)
+    cdef int32_t[::1] edge = np.empty(n, dtype=np.int32)
+    with nogil:
+        c = _tarjan(succ_ptr, succ_idx, comp, index, low, stack, call, edge)
+    return c
 
 
 cdef void order_positions(const int32_t[::1] order, const int32_t[::1] succ_ptr,
