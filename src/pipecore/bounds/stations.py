@@ -86,8 +86,9 @@ WINDOWS = (1, 2)
 class _Data:
     """The class DAG, hypergraph and closure works of a problem (built once).
 
-    ``anc``/``desc`` are None when the closure did not finish by ``deadline``; ``flows``
-    says whether the min-cut tests run (at most ``STATION_MAX_CLASSES`` classes)."""
+    ``complete`` is False when the closure did not finish by ``deadline`` (then
+    ``anc``/``desc`` are zeros and must not be used); ``flows`` says whether the min-cut
+    tests run (at most ``STATION_MAX_CLASSES`` classes)."""
 
     def __init__(self, problem: Problem, deadline: float = math.inf):
         from .._native._bounds import reach_works
@@ -103,12 +104,16 @@ class _Data:
         self.pred_ptr = np.ascontiguousarray(qg.pred_ptr, dtype=np.int64)
         self.pred_idx = np.ascontiguousarray(qg.pred_idx, dtype=np.int32)
         topo = np.ascontiguousarray(qg.topological_order(), dtype=np.int32)
-        self.desc = reach_works(np.ascontiguousarray(qg.succ_ptr, dtype=np.int64),
-                                np.ascontiguousarray(qg.succ_idx, dtype=np.int32),
-                                topo, self.work, deadline)
-        self.anc = None if self.desc is None else reach_works(
+        desc = reach_works(np.ascontiguousarray(qg.succ_ptr, dtype=np.int64),
+                           np.ascontiguousarray(qg.succ_idx, dtype=np.int32),
+                           topo, self.work, deadline)
+        anc = None if desc is None else reach_works(
             self.pred_ptr, self.pred_idx, np.ascontiguousarray(topo[::-1]), self.work,
             deadline)
+        self.complete = anc is not None
+        zero = np.zeros_like(self.work)
+        self.desc: np.ndarray = zero if desc is None else desc
+        self.anc: np.ndarray = zero if anc is None else anc
 
 
 def _forced(data: _Data, j: int, t: float) -> tuple[np.ndarray, np.ndarray]:
@@ -295,7 +300,7 @@ def station_bound(problem: Problem, lower: float, upper: float, *,
     if need > 0.8 * (deadline - started):
         return lower, {"skipped": f"the closure needs ~{need:.1f} s"}
     data = _Data(problem, deadline)
-    if data.anc is None:
+    if not data.complete:
         return lower, {"skipped": "closure not finished by the deadline"}
     lo, hi, steps = lower, upper, 0
     step, galloping = (upper - lower) / 64.0, True
