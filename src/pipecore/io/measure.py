@@ -43,13 +43,17 @@ import numpy as np
 from ..graph import Graph
 
 __all__ = ["profile", "measure_exported", "time_nodes", "NodeTimer", "stamp_cost",
-           "measure_link", "fit_link", "ping_pong", "link_comm", "work_per_row"]
+           "measure_link", "fit_link", "ping_pong", "link_comm", "work_per_row",
+           "plan_stage_times"]
 
 
 _CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 
 
-def _clock(clock: str):
+def _clock(clock):
+    """The clock function: ``"wall"``, ``"cpu"`` or any callable returning seconds."""
+    if callable(clock):
+        return clock
     if clock not in _CLOCKS:
         raise ValueError(f"clock must be one of {sorted(_CLOCKS)}, got {clock!r}")
     return _CLOCKS[clock]
@@ -192,6 +196,41 @@ def link_comm(out_bytes, latency: float, bandwidth: float) -> np.ndarray:
     return np.where(out_bytes > 0, latency + out_bytes / bandwidth, 0.0)
 
 
+def plan_stage_times(plan, graph: Graph, stage, *, link: "tuple[float, float] | None" = None
+                     ) -> np.ndarray:
+    """Predicted seconds per stage of the modules that really run (a
+    :class:`~pipecore.io.stages.StagePlan` split by the partition ``stage``): the
+    measured ``work`` of the stage's nodes plus one link message, ``latency +
+    bytes / bandwidth``, per tensor the stage module receives (s > 0) and sends
+    (s < k - 1), with the tensor's own bytes. Unlike the cost model's ``f(S)`` this
+    charges the **pass-through** tensors a stage only forwards (a skip connection
+    crossing several boundaries is sent at every one of them by the pipeline
+    runtime) and prices a multi-output producer per tensor it sends. ``link``
+    defaults to the one measured into ``graph.metadata``. O(n + crossing tensors)."""
+    meta = graph.metadata
+    latency, bandwidth = link if link is not None else (meta.get("link_latency", 0.0),
+                                                      meta.get("link_bandwidth", 0.0))
+    unit = float(meta.get("time_unit", 1e-6))
+    vec = np.asarray(getattr(stage, "stage", stage))
+    k = plan.k
+    work = np.bincount(vec, weights=graph.work, minlength=k)[:k] * unit
+    cross = np.zeros(max(k - 1, 0))      # seconds to ship boundary b (stage b -> b + 1)
+    for b in range(k - 1):
+        nbytes = [_val_bytes(n.meta.get("val")) for n in plan.modules[b + 1].graph.nodes
+                  if n.op == "placeholder"]
+        cross[b] = float(link_comm(nbytes, latency, bandwidth).sum())
+    recv = np.concatenate([[0.0], cross])
+    send = np.concatenate([cross, [0.0]])
+    return work + recv + send
+
+
+def _val_bytes(val) -> float:
+    """Bytes of a tensor (0 for anything else, e.g. a SymInt)."""
+    numel = getattr(val, "numel", None)
+    return float(numel() * val.element_size()) if callable(numel) and \
+        hasattr(val, "element_size") else 0.0
+
+
 def work_per_row(gm, times: Mapping[str, float], index: Mapping[str, int], n: int) -> np.ndarray:
     """Seconds per imported node from per-fx-node times: a folded op (weight-only or
     input-free, e.g. a mask) is charged to the node its first consumer chain reaches;
@@ -241,7 +280,9 @@ def profile(module, args: Sequence = (), kwargs: Mapping | None = None, **option
 
 
 # ---------------------------------------------------------------------- link (gloo)
-_SIZES = (1 << 10, 1 << 16, 1 << 20, 1 << 22, 1 << 24)
+# a log-spaced grid, 4 B .. 16 MiB: on a shared machine one size's median moves by
+# +-30% between sessions, so the line is fitted through 8 sizes, not 2
+_SIZES = (4, 1 << 10, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24)
 
 
 def measure_link(*, sizes: Sequence[int] = _SIZES, repeats: int = 20,
