@@ -22,7 +22,7 @@ consumer (:func:`work_per_row`). ``work`` is then seconds / ``time_unit``.
 Transfers: ``link`` is either ``(latency_s, bytes_per_s)`` or ``"gloo"``, which
 measures a ping-pong between two local processes over the gloo backend
 (:func:`measure_link`: sizes interleaved round by round, median one-way time per
-size, ``latency + bytes / bandwidth`` fitted by relative least squares,
+size, ``latency + bytes / bandwidth`` fitted by least absolute relative error,
 :func:`fit_link`); ``comm[v] = latency + out_bytes[v] / bandwidth`` (:func:`link_comm`:
 each crossing tensor is its own message and pays the latency once).
 ``mem`` is the weights' bytes, as in the static importer. The roofline
@@ -295,34 +295,39 @@ def measure_link(*, sizes: Sequence[int] = _SIZES, repeats: int = 20,
 
 
 def fit_link(nbytes, secs) -> tuple[float, float]:
-    """``(latency, bandwidth)`` of the line ``latency + bytes / bandwidth`` that
-    minimises the squared **relative** error over all sizes (weights ``1 / secs``):
-    the stage-time error is relative, and an unweighted fit lets the largest
-    message set the latency (the old two-point fit put all trust in the two extreme
-    medians, so one noisy point moved the latency by 10x). Latency is clipped to
-    >= 0 (then refitted as a pure bandwidth term); a non-increasing fit means a
-    pure bandwidth bound through the largest message. O(#sizes)."""
+    """``(latency, bandwidth)`` of the line ``latency + bytes / bandwidth`` with the
+    least sum of **absolute relative** errors over all sizes. Relative, because the
+    stage-time error is relative (an unweighted fit lets the largest message set
+    the latency); absolute (L1), because on a shared machine gloo times are bimodal
+    (~0.1 ms when the peer is awake, ~2 ms when it must be woken) and a least-squares
+    line lands between the modes, on no real message. The L1 optimum passes through
+    two samples (or one, with latency 0), so every such line with latency >= 0 and
+    bandwidth > 0 is tried: O(#sizes^3), #sizes ~ 10. (The old fit went through the
+    smallest and largest medians only, so one noisy point moved the latency 10x.)"""
     x, y = np.asarray(nbytes, dtype=np.float64), np.asarray(secs, dtype=np.float64)
-    if x.size == 0 or x.shape != y.shape or (y <= 0).any():
+    if x.size == 0 or x.shape != y.shape or (y <= 0).any() or (x < 0).any():
         raise ValueError("fit_link needs matching, positive (bytes, seconds) samples")
-    w = 1.0 / y
-    if x.size >= 2 and np.ptp(x) > 0:
-        A = np.stack([np.ones_like(x), x], axis=1) * w[:, None]
-        (lat, slope), *_ = np.linalg.lstsq(A, y * w, rcond=None)
-        if slope > 0 and lat >= 0:
-            return float(lat), float(1.0 / slope)
-    slope = float(np.sum(w * w * x * y) / np.sum(w * w * x * x))   # latency 0
-    if slope > 0:
-        return 0.0, 1.0 / slope
-    hi = int(np.argmax(x))
-    return 0.0, float(x[hi]) / max(float(y[hi]), 1e-12)
+    lines = [(0.0, yi / xi) for xi, yi in zip(x, y) if xi > 0]
+    for i in range(x.size):
+        for j in range(x.size):
+            if x[j] > x[i] and y[j] > y[i]:
+                slope = (y[j] - y[i]) / (x[j] - x[i])
+                if y[i] - slope * x[i] >= 0:
+                    lines.append((float(y[i] - slope * x[i]), float(slope)))
+    if not lines:    # only zero-byte samples: latency only, no bandwidth information
+        return float(np.median(y)), float("inf")
+    lat, slope = min(lines, key=lambda ab: float(np.abs(ab[0] + ab[1] * x - y).dot(1 / y)))
+    return lat, 1.0 / slope
 
 
 def ping_pong(sizes: Sequence[int], *, repeats: int = 20, timeout: float = 120.0) -> np.ndarray:
     """Rows ``(bytes, median one-way seconds)`` of gloo messages of the given sizes
     (float32, rounded down to 4 bytes) between two local processes. The sizes are
-    **interleaved** (each round sends every size once), so all of them see the
-    same machine load; 2 untimed warm-up rounds first."""
+    **interleaved** (each round sends every size once, in a fresh random order that
+    both ranks derive from the round number), so all of them see the same machine
+    load and no size always follows a large message (on a busy machine a message
+    right after a large one finds the peer awake: ~0.1 ms instead of ~2 ms);
+    2 untimed warm-up rounds first."""
     from .launch import _run_ranks, free_port
 
     sizes = [max(int(s), 4) for s in sizes]
@@ -344,7 +349,8 @@ def _link_rank(port: int, folder: str, sizes: list[int], repeats: int, rank: int
     ts: list[list[float]] = [[] for _ in sizes]
     try:
         for r in range(repeats + 2):
-            for i, buf in enumerate(bufs):
+            for i in np.random.default_rng(r).permutation(len(bufs)):   # same on both ranks
+                buf = bufs[i]
                 t0 = time.perf_counter()
                 if rank == 0:
                     dist.send(buf, 1)
