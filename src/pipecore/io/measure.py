@@ -296,7 +296,8 @@ def measure_link(*, sizes: Sequence[int] = _SIZES, repeats: int = 20,
 
 def fit_link(nbytes, secs) -> tuple[float, float]:
     """``(latency, bandwidth)`` of the line ``latency + bytes / bandwidth`` with the
-    least sum of **absolute relative** errors over all sizes. Relative, because the
+    least sum of **absolute relative** errors over all sizes, relative to the line
+    (``|1 - secs / line|``, so a fast outlier costs at most 1). Relative, because the
     stage-time error is relative (an unweighted fit lets the largest message set
     the latency); absolute (L1), because on a shared machine gloo times are bimodal
     (~0.1 ms when the peer is awake, ~2 ms when it must be woken) and a least-squares
@@ -316,7 +317,7 @@ def fit_link(nbytes, secs) -> tuple[float, float]:
                     lines.append((float(y[i] - slope * x[i]), float(slope)))
     if not lines:    # only zero-byte samples: latency only, no bandwidth information
         return float(np.median(y)), float("inf")
-    lat, slope = min(lines, key=lambda ab: float(np.abs(ab[0] + ab[1] * x - y).dot(1 / y)))
+    lat, slope = min(lines, key=lambda ab: float(np.sum(np.abs(1 - y / (ab[0] + ab[1] * x)))))
     return lat, 1.0 / slope
 
 
