@@ -5,6 +5,30 @@ For each model and k in {2, 4}: measure per-node costs (``pipecore.io.measure``,
 CPU, 1 thread, median of repeats) and the gloo link; solve with the measured
 costs; split the exported program into stage modules; then measure
 
+* each stage's compute: median time of its ``fx.GraphModule`` on its real inputs
+  (1 thread), on the wall clock and on the thread's CPU clock, in the same rounds
+  as a re-measurement of the per-node costs (:class:`~pipecore.io.measure.NodeTimer`,
+  both clocks) that the prediction then uses, so both see the same machine load;
+* each stage's transfers: the one-way gloo time (two local processes, median
+  ping-pong / 2) of every tensor it actually receives and sends, pass-through
+  tensors included, measured in one session interleaved with the link's standard
+  sizes; the link line is fitted on the standard sizes only.
+
+The prediction per stage is :func:`~pipecore.io.measure.plan_stage_times` (measured
+work + one link message per tensor the module receives and sends); the cost
+model's f(S) (no pass-through) and the roofline ``cpu`` device model are reported
+too. Finally it runs the real pipeline (k processes, gloo, ``ScheduleGPipe``, 8
+micro-batches) and reports micro-batches/s against ``m / max((m + k - 1) T, m W /
+cores)`` (GPipe fill/drain with bottleneck T; W = total stage compute shared by the
+cores). Run under the bench lock::
+
+    flock /tmp/pipecore-bench.lock python bench/bench_pipeline.py --out bench/results/pipeline.json
+"""Predicted vs measured pipeline stage times on this machine (issue 14).
+
+For each model and k in {2, 4}: measure per-node costs (``pipecore.io.measure``,
+CPU, 1 thread, median of repeats) and the gloo link; solve with the measured
+costs; split the exported program into stage modules; then measure
+
 * each stage's compute: median wall time of its ``fx.GraphModule`` on its real
   inputs (1 thread), timed in the same rounds as a re-measurement of the per-node
   costs that the prediction then uses (so both see the same machine load), plus
