@@ -23,25 +23,6 @@ cores)`` (GPipe fill/drain with bottleneck T; W = total stage compute shared by 
 cores). Run under the bench lock::
 
     flock /tmp/pipecore-bench.lock python bench/bench_pipeline.py --out bench/results/pipeline.json
-"""Predicted vs measured pipeline stage times on this machine (issue 14).
-
-For each model and k in {2, 4}: measure per-node costs (``pipecore.io.measure``,
-CPU, 1 thread, median of repeats) and the gloo link; solve with the measured
-costs; split the exported program into stage modules; then measure
-
-* each stage's compute: median wall time of its ``fx.GraphModule`` on its real
-  inputs (1 thread), timed in the same rounds as a re-measurement of the per-node
-  costs that the prediction then uses (so both see the same machine load), plus
-* each stage's transfers: the one-way gloo time (two local processes, median
-  ping-pong / 2) of every tensor it actually receives and sends, pass-through
-  tensors included;
-
-and compare their sum with the stage time predicted from measured costs and
-from the roofline ``cpu`` device model. Finally it runs the real pipeline (k
-processes, gloo, ``ScheduleGPipe``, 8 micro-batches) and reports micro-batches/s
-against 1 / predicted bottleneck. Run under the bench lock::
-
-    flock /tmp/pipecore-bench.lock python bench/bench_pipeline.py --out bench/results/pipeline.json
 """
 from __future__ import annotations
 
