@@ -65,7 +65,7 @@ def interleaved(ep, n: int, plan, args, repeats: int):
     the whole program under each clock's :class:`NodeTimer`, then one run of each
     stage), so both see the same machine load. Returns ({clock: seconds per imported
     node}, {clock: stage seconds}, bytes each stage sends)."""
-    from pipecore.io.measure import NodeTimer, work_per_row
+    from pipecore.io.measure import NodeTimer, folded_costs, work_per_row
     from pipecore.io.torch import static_placeholders, walk_graph
 
     _, _, index = walk_graph(ep.graph, static_placeholders(ep))
@@ -87,8 +87,8 @@ def interleaved(ep, n: int, plan, args, repeats: int):
                 c1, t1 = time.thread_time(), time.perf_counter()
                 stage_ts["wall"][s].append(t1 - t0)
                 stage_ts["cpu"][s].append(c1 - c0)
-    work = {c: work_per_row(whole, dict(zip(timers[c].names,
-                                             np.median(node_runs[c][3:], axis=0))), index, n)
+    times = {c: dict(zip(timers[c].names, np.median(node_runs[c][3:], axis=0))) for c in CLOCKS}
+    work = {c: (work_per_row(whole, times[c], index, n), folded_costs(whole, times[c], index))
             for c in CLOCKS}
     stages = {c: [statistics.median(t[3:]) for t in stage_ts[c]] for c in CLOCKS}
     outs = ins[1:] + [vals]
@@ -108,11 +108,12 @@ def transfers(sent, k: int):
     return link, [xfer[s] + (xfer[s - 1] if s else 0.0) for s in range(k)]  # send + receive
 
 
-def stage_pred(g, work_s, comm_s, stage, plan, link):
+def stage_pred(g, costs, comm_s, stage, plan, link):
     """Predicted seconds per stage for the given per-node seconds: (the modules that
     run, :func:`plan_stage_times`; the cost model's f(S); its compute part)."""
+    work_s, folded = costs
     gx = Graph(g.n, g.src, g.dst, work_s * 1e6, comm_s * 1e6, g.mem, names=g.names,
-               metadata={"time_unit": 1e-6})
+               metadata={"time_unit": 1e-6, "folded": folded})
     k = plan.k
     bd = Partition(gx, stage, k).breakdown()
     tot, comp = np.zeros(k), np.zeros(k)

@@ -133,3 +133,21 @@ def test_plan_stage_times_charges_every_tensor_a_stage_really_sends():
     np.testing.assert_allclose(t - work, np.array(msgs) * 1e-3, rtol=1e-9)
     f = Partition(g, st, 3).stage_costs() * 1e-6   # the cost model skips pass-through
     assert t[1] > f[1] + 1.5e-3
+
+
+def test_plan_stage_times_charges_folded_ops_every_stage_recomputes():
+    ep, _, args, _ = export_factory("pipecore.examples:tiny_bert")
+    g = measure_exported(ep, args, repeats=1, warmup=0)
+    folded = g.metadata["folded"]
+    assert folded and all(t >= 0 and 0 <= row < g.n for t, row in folded.values())
+    st = np.minimum(np.arange(g.n) * 2 // g.n, 1)
+    plan = split_exported(ep, st)
+    # the attention mask is built from arange in every stage that reads it
+    again = [n.name for n in plan.modules[1].graph.nodes
+             if n.name in folded and st[folded[n.name][1]] != 1]
+    assert again
+    t = plan_stage_times(plan, g, st)
+    work = np.bincount(st, weights=g.work) * 1e-6
+    np.testing.assert_allclose(t[1] - work[1], sum(folded[n][0] for n in again), rtol=1e-9)
+    g.metadata["folded"] = {}        # without the record: the cost model's work only
+    np.testing.assert_allclose(plan_stage_times(plan, g, st), work, rtol=1e-9)
