@@ -9,7 +9,7 @@ costs; split the exported program into stage modules; then measure
   (1 thread), on the wall clock and on the thread's CPU clock, in the same rounds
   as a re-measurement of the per-node costs (:class:`~pipecore.io.measure.NodeTimer`,
   both clocks) that the prediction then uses, so both see the same machine load;
-* each stage's transfers: the one-way gloo time (two local processes, median
+* each stage's transfers: the one-way gloo time (two local processes, mean
   ping-pong / 2) of every tensor it actually receives and sends, pass-through
   tensors included, measured in one session interleaved with the link's standard
   sizes; the link line is fitted on the standard sizes only.
@@ -100,7 +100,7 @@ def transfers(sent, k: int):
     interleaved. Returns (link fitted on the standard sizes only, measured one-way
     seconds of each stage's sends + receives)."""
     real = sorted({max(int(b), 4) // 4 * 4 for x in sent[:-1] for b in x})
-    rows = ping_pong(list(LINK_SIZES) + real, repeats=15)
+    rows = ping_pong(list(LINK_SIZES) + real, repeats=30)
     link = fit_link(rows[:len(LINK_SIZES), 0], rows[:len(LINK_SIZES), 1])
     one_way = {int(b): t for b, t in rows[len(LINK_SIZES):]}
     xfer = [sum(one_way[max(int(b), 4) // 4 * 4] for b in sent[s]) if s < k - 1 else 0.0

@@ -21,7 +21,7 @@ consumer (:func:`work_per_row`). ``work`` is then seconds / ``time_unit``.
 
 Transfers: ``link`` is either ``(latency_s, bytes_per_s)`` or ``"gloo"``, which
 measures a ping-pong between two local processes over the gloo backend
-(:func:`measure_link`: sizes interleaved round by round, median one-way time per
+(:func:`measure_link`: sizes interleaved round by round, mean one-way time per
 size, ``latency + bytes / bandwidth`` fitted by least absolute relative error,
 :func:`fit_link`); ``comm[v] = latency + out_bytes[v] / bandwidth`` (:func:`link_comm`:
 each crossing tensor is its own message and pays the latency once).
@@ -313,7 +313,7 @@ def profile(module, args: Sequence = (), kwargs: Mapping | None = None, **option
 
 
 # ---------------------------------------------------------------------- link (gloo)
-# a log-spaced grid, 4 B .. 16 MiB: on a shared machine one size's median moves by
+# a log-spaced grid, 4 B .. 16 MiB: on a shared machine one size's time moves by
 # +-30% between sessions, so the line is fitted through 8 sizes, not 2
 _SIZES = (4, 1 << 10, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24)
 
@@ -321,7 +321,7 @@ _SIZES = (4, 1 << 10, 1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24)
 def measure_link(*, sizes: Sequence[int] = _SIZES, repeats: int = 20,
                  timeout: float = 120.0) -> tuple[float, float]:
     """``(latency_s, bytes_per_s)`` of gloo send/recv between two local processes:
-    the median one-way time (half a ping-pong) per message size (:func:`ping_pong`),
+    the mean one-way time (half a ping-pong) per message size (:func:`ping_pong`),
     and the line ``latency + bytes / bandwidth`` fitted to them (:func:`fit_link`)."""
     data = ping_pong(sizes, repeats=repeats, timeout=timeout)
     return fit_link(data[:, 0], data[:, 1])
@@ -355,13 +355,18 @@ def fit_link(nbytes, secs) -> tuple[float, float]:
 
 
 def ping_pong(sizes: Sequence[int], *, repeats: int = 20, timeout: float = 120.0) -> np.ndarray:
-    """Rows ``(bytes, median one-way seconds)`` of gloo messages of the given sizes
+    """Rows ``(bytes, mean one-way seconds)`` of gloo messages of the given sizes
     (float32, rounded down to 4 bytes) between two local processes. The sizes are
     **interleaved** (each round sends every size once, in a fresh random order that
     both ranks derive from the round number), so all of them see the same machine
     load and no size always follows a large message (on a busy machine a message
     right after a large one finds the peer awake: ~0.1 ms instead of ~2 ms);
-    2 untimed warm-up rounds first."""
+    2 untimed warm-up rounds first. The **mean**, not the median, per size: on a
+    shared machine a message costs ~0.1 ms when the peer gets a core at once and
+    ~2 ms when it must wait for one, and when both happen about half the time the
+    median of each size jumps between the two modes independently (256 KiB and
+    256 KiB + 4 B measured 0.2 ms and 1.9 ms in one session), while the mean, the
+    expected cost a pipeline pays per message, moves smoothly with the mix."""
     from .launch import _run_ranks, free_port
 
     sizes = [max(int(s), 4) for s in sizes]
@@ -395,7 +400,7 @@ def _link_rank(port: int, folder: str, sizes: list[int], repeats: int, rank: int
                 if r >= 2:
                     ts[i].append((time.perf_counter() - t0) / 2)
         if rank == 0:
-            rows = [(b.numel() * 4, statistics.median(t)) for b, t in zip(bufs, ts)]
+            rows = [(b.numel() * 4, statistics.fmean(t)) for b, t in zip(bufs, ts)]
             np.savetxt(os.path.join(folder, "link.txt"), np.asarray(rows))
     finally:
         dist.destroy_process_group()
