@@ -110,7 +110,7 @@ def transfers(sent, k: int):
 
 def stage_pred(g, costs, comm_s, stage, plan, link):
     """Predicted seconds per stage for the given per-node seconds: (the modules that
-    run, :func:`plan_stage_times`; the cost model's f(S); its compute part)."""
+    run, :func:`plan_stage_times`; their compute part; the cost model's f(S))."""
     work_s, folded = costs
     gx = Graph(g.n, g.src, g.dst, work_s * 1e6, comm_s * 1e6, g.mem, names=g.names,
                metadata={"time_unit": 1e-6, "folded": folded})
@@ -118,7 +118,8 @@ def stage_pred(g, costs, comm_s, stage, plan, link):
     bd = Partition(gx, stage, k).breakdown()
     tot, comp = np.zeros(k), np.zeros(k)
     tot[bd.stages], comp[bd.stages] = bd.total, bd.work
-    return plan_stage_times(plan, gx, stage, link=link), tot / 1e6, comp / 1e6
+    return (plan_stage_times(plan, gx, stage, link=link),
+            plan_stage_times(plan, gx, stage, link=(0.0, 0.0)), tot / 1e6)
 
 
 def one_model(name: str, link, k_values, repeats: int, time_limit: float) -> list[dict]:
@@ -146,7 +147,7 @@ def one_model(name: str, link, k_values, repeats: int, time_limit: float) -> lis
         timing: dict = {}
         launch_local(plan, batch, n_microbatches=MICRO, steps=3, timings=timing, timeout=600)
         T = float(pred["wall"][0].max())
-        gpipe = MICRO / max((MICRO + k - 1) * T, MICRO * float(pred["wall"][2].sum()) / CORES)
+        gpipe = MICRO / max((MICRO + k - 1) * T, MICRO * float(pred["wall"][1].sum()) / CORES)
         for s in range(k):
             row = dict(model=name, nodes=g_meas.n, k=k, stage=s, nodes_in_stage=len(plan.nodes[s]),
                        passthrough=len(plan.passthrough[s]), predicted_roofline_us=float(pr[s]),
@@ -157,8 +158,8 @@ def one_model(name: str, link, k_values, repeats: int, time_limit: float) -> lis
                 row[f"compute_{c}_us"] = comp[c][s] * 1e6
                 row[f"measured_{c}_us"] = (comp[c][s] + xfer[s]) * 1e6
                 row[f"predicted_{c}_us"] = float(pred[c][0][s]) * 1e6
-                row[f"predicted_costmodel_{c}_us"] = float(pred[c][1][s]) * 1e6
-                row[f"predicted_compute_{c}_us"] = float(pred[c][2][s]) * 1e6
+                row[f"predicted_compute_{c}_us"] = float(pred[c][1][s]) * 1e6
+                row[f"predicted_costmodel_{c}_us"] = float(pred[c][2][s]) * 1e6
             rows.append(row)
         print(f"{name} k={k}: link {now_link[0] * 1e6:.0f} us + B/{now_link[1] / 1e9:.2f} GB/s; "
               + ", ".join(f"s{s} meas {r['measured_wall_us']:.0f} (cpu {r['measured_cpu_us']:.0f})"
