@@ -359,9 +359,8 @@ def ping_pong(sizes: Sequence[int], *, repeats: int = 20, timeout: float = 120.0
     (float32, rounded down to 4 bytes) between two local processes. The sizes are
     **interleaved** (each round sends every size once, in a fresh random order that
     both ranks derive from the round number), so all of them see the same machine
-    load and no size always follows a large message (on a busy machine a message
-    right after a large one finds the peer awake: ~0.1 ms instead of ~2 ms);
-    2 untimed warm-up rounds first. The **mean**, not the median, per size: on a
+    load and no size gains from always following the same one (the order
+    changes whether the peer is still awake); 2 untimed warm-up rounds first. The **mean**, not the median, per size: on a
     shared machine a message costs ~0.1 ms when the peer gets a core at once and
     ~2 ms when it must wait for one, and when both happen about half the time the
     median of each size jumps between the two modes independently (256 KiB and
