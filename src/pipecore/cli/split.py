@@ -98,7 +98,8 @@ def _cmd_split(args: argparse.Namespace) -> int:
     if args.costs == "measured":
         from ..io.measure import measure_exported
 
-        graph = measure_exported(ep, ex_args, kwargs, link=args.link or "gloo")
+        graph = measure_exported(ep, ex_args, kwargs, link=args.link or "gloo",
+                                 clock=args.clock)
     else:
         graph = from_exported(ep, device=args.device)
     res = solve(graph, args.k, time_limit=args.time_limit, seed=args.seed)
@@ -185,6 +186,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="roofline device preset (default: cpu)")
     p.add_argument("--link", type=_link, default=None,
                    help="measured costs: 'gloo' (measure; default) or 'LATENCY_S,BYTES_PER_S'")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="measured costs: time ops on the wall clock (quiet machine) or the "
+                        "thread's CPU clock (shared machine; leaves out preemption)")
     p.add_argument("--microbatches", type=_positive, default=2,
                    help="micro-batches per step (the example batch repeated; default 2)")
     p.add_argument("--schedule", choices=("gpipe", "1f1b"), default="gpipe")
