@@ -136,10 +136,16 @@ def test_fuzz_arbitrary_json_is_rejected_cleanly(tmp_path_factory, doc):
 
 numbers = st.one_of(st.integers(-3, 2**33), st.floats(allow_nan=True, allow_infinity=True),
                     st.sampled_from([True, "1", None, 1e308, 2.5, [1], b"x"]))
+#: node counts: small ones, and the huge ones that must be refused at once (out of int32
+#: range, or beyond this machine's memory); a legal graph of 10^8 nodes would take
+#: seconds to build, so counts between are left out.
+node_counts = st.one_of(st.integers(-3, 10**5), st.floats(max_value=1e5), st.just(math.nan),
+                        st.sampled_from([2**31 - 2, 2**31 - 1, 2**31, 2**33, 1e12, math.inf,
+                                         True, "1", None, 2.5, [1], b"x"]))
 
 
 @SETTINGS
-@given(n=numbers, src=st.lists(numbers, max_size=4), dst=st.lists(numbers, max_size=4),
+@given(n=node_counts, src=st.lists(numbers, max_size=4), dst=st.lists(numbers, max_size=4),
        work=st.one_of(st.none(), st.lists(numbers, max_size=5)),
        comm=st.one_of(st.none(), st.lists(numbers, max_size=5)),
        group=st.one_of(st.none(), st.lists(numbers, max_size=5)))
@@ -198,3 +204,18 @@ def test_fuzz_partitions_and_evaluate(tmp_path_factory, stage, k):
     except PipecoreError:
         return
     assert math.isfinite(q.bottleneck)
+
+
+def test_graphs_beyond_memory_are_refused_up_front(monkeypatch):
+    """A graph, or a solve, that cannot fit in RAM raises GraphTooLargeError at once
+    instead of getting the process killed by the system (fuzzing found n = 10^8)."""
+    from pipecore import GraphTooLargeError, graph, problem
+
+    monkeypatch.setattr(graph, "physical_memory", lambda: 10**6)
+    with pytest.raises(GraphTooLargeError, match="nodes needs about"):
+        Graph(100_000, [0], [1])
+    monkeypatch.undo()
+    g = Graph(2_000, [0], [1])
+    monkeypatch.setattr(problem, "physical_memory", lambda: 10**6)
+    with pytest.raises(GraphTooLargeError, match="GiB; this machine has"):
+        pipecore.solve(g, 2, time_limit=1)

@@ -9,7 +9,7 @@ Quick start::
 """
 from .errors import (
     BudgetExceededError, CycleError, DuplicateNodeError, EmptyGraphError, FileFormatError,
-    InfeasibleMemoryError, InvalidCostError, InvalidGraphError, InvalidOptionError,
+    GraphTooLargeError, InfeasibleMemoryError, InvalidCostError, InvalidGraphError, InvalidOptionError,
     InvalidPartitionError, InvalidStageCountError, PipecoreError, SelfLoopError, SolverError,
     UnknownNodeError,
 )
@@ -32,7 +32,7 @@ __all__ = [
     "PipecoreError", "InvalidGraphError", "EmptyGraphError", "CycleError", "SelfLoopError",
     "InvalidCostError", "UnknownNodeError", "DuplicateNodeError", "InvalidStageCountError",
     "InfeasibleMemoryError", "InvalidPartitionError", "InvalidOptionError", "FileFormatError",
-    "SolverError", "BudgetExceededError", "__version__",
+    "SolverError", "BudgetExceededError", "GraphTooLargeError", "__version__",
 ]
 
 

@@ -15,6 +15,7 @@ the loop, returning the best answer found so far with termination
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from typing import Any, Callable, Optional, TextIO
@@ -23,7 +24,7 @@ from . import errors
 from ._validate import as_float
 
 __all__ = ["Budget", "ProgressFn", "ProgressBar", "no_progress", "clock", "PHASE_END",
-           "PHASE_END_NO_MIP", "PHASE_END_QUICK", "SHARES", "FLOORS"]
+           "PHASE_END_NO_MIP", "PHASE_END_QUICK", "SHARES", "FLOORS", "physical_memory"]
 
 ProgressFn = Callable[[float, float], None]  # (fraction done in [0, 1], best value so far)
 
@@ -55,6 +56,15 @@ FLOORS: dict[str, float] = {
     "mip": 0.5,         # a MIP (its model must load and pass presolve before it can stop)
     "fallback": 0.05,   # a fallback heuristic after an exact method gave up
 }
+
+
+def physical_memory() -> int:
+    """Bytes of RAM of this machine (0 when the OS does not say); the memory checks of
+    :class:`~pipecore.Graph` and :class:`~pipecore.problem.Problem` compare with it."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return 0
 
 
 class Budget:

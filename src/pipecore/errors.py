@@ -57,6 +57,11 @@ class InvalidPartitionError(InvalidGraphError):
     """A stage assignment is malformed (wrong length, stage out of range)."""
 
 
+class GraphTooLargeError(PipecoreError, MemoryError):
+    """Solving this graph needs more memory than the machine has (estimated up front, so
+    the process fails with this message instead of being killed by the system)."""
+
+
 class FileFormatError(PipecoreError, ValueError):
     """A file is malformed; the message names the field and its position."""
 

@@ -14,6 +14,7 @@ from typing import Any, Hashable, Mapping, Sequence
 import numpy as np
 
 from ._arrays import unique_sorted
+from ._runtime import physical_memory
 from . import errors
 
 from ._validate import INT32_MAX, as_float_array, as_int, as_int_array
@@ -96,6 +97,21 @@ def _edge_array(edges) -> np.ndarray:
     return as_int_array(ends, "edges", maximum=None).reshape(-1, 2)
 
 
+#: bytes a Graph holds per node and per edge (CSR both ways, costs, order), estimated
+#: low: a graph that cannot fit even so is refused before anything is allocated.
+GRAPH_BYTES_PER_NODE = 48
+GRAPH_BYTES_PER_EDGE = 40
+
+
+def _check_build_memory(n: int, m: int) -> None:
+    need = GRAPH_BYTES_PER_NODE * n + GRAPH_BYTES_PER_EDGE * m
+    have = physical_memory()
+    if have and need > have:
+        raise errors.GraphTooLargeError(
+            f"a graph of {n:,} nodes needs about {need / 2**30:.1f} GiB; this machine has "
+            f"{have / 2**30:.1f} GiB")
+
+
 class Graph:
     """A validated computation DAG with per-node costs, stored as CSR arrays.
 
@@ -142,6 +158,7 @@ class Graph:
         n = as_int(n, "n", maximum=INT32_MAX - 1)
         if n <= 0:
             raise errors.EmptyGraphError("graph has no nodes")
+        _check_build_memory(n, len(src))
         src = as_int_array(np.ravel(src) if isinstance(src, np.ndarray) else src, "src",
                            maximum=None)
         dst = as_int_array(np.ravel(dst) if isinstance(dst, np.ndarray) else dst, "dst",
