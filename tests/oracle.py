@@ -41,15 +41,20 @@ def reference_stage_costs(graph: Graph, stage, k: int) -> list[float]:
     return costs
 
 
+def groups_together(graph: Graph, stage) -> bool:
+    """Every colocation group (group id >= 0) lies in one stage."""
+    first: dict = {}
+    return graph.group is None or all(
+        g < 0 or first.setdefault(g, stage[v]) == stage[v]
+        for v, g in enumerate(graph.group.tolist()))
+
+
 def is_valid_reference(graph: Graph, stage, k: int, mem_cap=None) -> bool:
     stage = [int(s) for s in stage]
     if any(stage[u] > stage[v] for u, v in zip(graph.src.tolist(), graph.dst.tolist())):
         return False
-    if graph.group is not None:
-        first = {}
-        for v, g in enumerate(graph.group.tolist()):
-            if g >= 0 and first.setdefault(g, stage[v]) != stage[v]:
-                return False
+    if not groups_together(graph, stage):
+        return False
     if mem_cap is not None:
         for s in range(k):
             if sum(graph.mem[v] for v in range(graph.n) if stage[v] == s) > mem_cap * (1 + 1e-12):
@@ -167,11 +172,8 @@ def is_valid_training_reference(graph: Graph, stage, k: int, mem_cap=None,
     stage = [int(s) for s in stage]
     if any(stage[u] > stage[v] for u, v in training_order_reference(graph)):
         return False
-    if graph.group is not None:
-        first = {}
-        for v, g in enumerate(graph.group.tolist()):
-            if g >= 0 and first.setdefault(g, stage[v]) != stage[v]:
-                return False
+    if not groups_together(graph, stage):
+        return False
     if mem_cap is not None:
         if max(stage_memory_reference(graph, stage, k, schedule)) > mem_cap * (1 + 1e-12):
             return False

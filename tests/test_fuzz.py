@@ -209,13 +209,13 @@ def test_fuzz_partitions_and_evaluate(tmp_path_factory, stage, k):
 def test_graphs_beyond_memory_are_refused_up_front(monkeypatch):
     """A graph, or a solve, that cannot fit in RAM raises GraphTooLargeError at once
     instead of getting the process killed by the system (fuzzing found n = 10^8)."""
-    from pipecore import GraphTooLargeError, graph, problem
+    from pipecore import GraphTooLargeError, _runtime
 
-    monkeypatch.setattr(graph, "physical_memory", lambda: 10**6)
+    monkeypatch.setattr(_runtime, "physical_memory", lambda: 10**6)
     with pytest.raises(GraphTooLargeError, match="nodes needs about"):
         Graph(100_000, [0], [1])
     monkeypatch.undo()
     g = Graph(2_000, [0], [1])
-    monkeypatch.setattr(problem, "physical_memory", lambda: 10**6)
+    monkeypatch.setattr(_runtime, "physical_memory", lambda: 10**6)
     with pytest.raises(GraphTooLargeError, match="GiB; this machine has"):
         pipecore.solve(g, 2, time_limit=1)

@@ -24,7 +24,8 @@ from . import errors
 from ._validate import as_float
 
 __all__ = ["Budget", "ProgressFn", "ProgressBar", "no_progress", "clock", "PHASE_END",
-           "PHASE_END_NO_MIP", "PHASE_END_QUICK", "SHARES", "FLOORS", "physical_memory"]
+           "PHASE_END_NO_MIP", "PHASE_END_QUICK", "SHARES", "FLOORS", "physical_memory",
+           "require_memory"]
 
 ProgressFn = Callable[[float, float], None]  # (fraction done in [0, 1], best value so far)
 
@@ -59,12 +60,22 @@ FLOORS: dict[str, float] = {
 
 
 def physical_memory() -> int:
-    """Bytes of RAM of this machine (0 when the OS does not say); the memory checks of
-    :class:`~pipecore.Graph` and :class:`~pipecore.problem.Problem` compare with it."""
+    """Bytes of RAM of this machine (0 when the OS does not say)."""
     try:
         return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
     except (AttributeError, ValueError, OSError):
         return 0
+
+
+def require_memory(need: float, what: str) -> None:
+    """Raise :class:`~pipecore.GraphTooLargeError` when ``what`` needs more than this
+    machine's RAM (``need`` bytes, estimated before anything is allocated)."""
+    from .errors import GraphTooLargeError
+
+    have = physical_memory()
+    if have and need > have:
+        raise GraphTooLargeError(f"{what} needs about {need / 2**30:.1f} GiB; this machine "
+                                 f"has {have / 2**30:.1f} GiB")
 
 
 class Budget:

@@ -14,7 +14,7 @@ from typing import Any, Hashable, Mapping, Sequence
 import numpy as np
 
 from ._arrays import unique_sorted
-from ._runtime import physical_memory
+from ._runtime import require_memory
 from . import errors
 
 from ._validate import INT32_MAX, as_float_array, as_int, as_int_array
@@ -103,15 +103,6 @@ GRAPH_BYTES_PER_NODE = 48
 GRAPH_BYTES_PER_EDGE = 40
 
 
-def _check_build_memory(n: int, m: int) -> None:
-    need = GRAPH_BYTES_PER_NODE * n + GRAPH_BYTES_PER_EDGE * m
-    have = physical_memory()
-    if have and need > have:
-        raise errors.GraphTooLargeError(
-            f"a graph of {n:,} nodes needs about {need / 2**30:.1f} GiB; this machine has "
-            f"{have / 2**30:.1f} GiB")
-
-
 class Graph:
     """A validated computation DAG with per-node costs, stored as CSR arrays.
 
@@ -158,7 +149,8 @@ class Graph:
         n = as_int(n, "n", maximum=INT32_MAX - 1)
         if n <= 0:
             raise errors.EmptyGraphError("graph has no nodes")
-        _check_build_memory(n, len(src))
+        require_memory(GRAPH_BYTES_PER_NODE * n + GRAPH_BYTES_PER_EDGE * len(src),
+                       f"a graph of {n:,} nodes")
         src = as_int_array(np.ravel(src) if isinstance(src, np.ndarray) else src, "src",
                            maximum=None)
         dst = as_int_array(np.ravel(dst) if isinstance(dst, np.ndarray) else dst, "dst",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import errors
-from ._runtime import physical_memory
+from ._runtime import require_memory
 from ._validate import INT32_MAX, as_float, as_int
 from .graph import Graph
 
@@ -73,15 +73,6 @@ SOLVE_BYTES_PER_NODE = 1000
 SOLVE_BYTES_PER_EDGE = 200
 
 
-def _check_fits_in_memory(graph: Graph) -> None:
-    need = SOLVE_BYTES_PER_NODE * graph.n + SOLVE_BYTES_PER_EDGE * graph.m
-    have = physical_memory()
-    if have and need > have:
-        raise errors.GraphTooLargeError(
-            f"solving a graph of {graph.n:,} nodes and {graph.m:,} edges needs about "
-            f"{need / 2**30:.1f} GiB; this machine has {have / 2**30:.1f} GiB")
-
-
 @dataclass(frozen=True, eq=False)
 class Problem:
     """A validated instance: ``graph`` split into ``k`` stages under a memory model.
@@ -126,7 +117,9 @@ class Problem:
         if not isinstance(self.graph, Graph):
             raise TypeError(f"graph must be a pipecore.Graph, got {type(self.graph).__name__}")
         object.__setattr__(self, "k", check_k(self.k))
-        _check_fits_in_memory(self.graph)
+        g = self.graph
+        require_memory(SOLVE_BYTES_PER_NODE * g.n + SOLVE_BYTES_PER_EDGE * g.m,
+                       f"solving a graph of {g.n:,} nodes and {g.m:,} edges")
         try:
             schedule = Schedule(self.schedule)
         except ValueError:
