@@ -12,6 +12,7 @@ O(V^2 E) worst case on the ball network, tiny in practice (|B| <= max_ball).
 from libc.stdint cimport int8_t, int32_t, int64_t
 from libc.stdlib cimport malloc, realloc, free
 from libc.math cimport INFINITY
+from cpython.exc cimport PyErr_CheckSignals
 
 import numpy as np
 
@@ -271,7 +272,8 @@ def reach_works(const int64_t[::1] succ_ptr, const int32_t[::1] succ_idx,
                 Py_ssize_t block_words=64):
     """Work of the descendants of each node of a DAG, the node itself included (exact, by
     uint64 bitset reachability); pass the predecessor CSR and the reversed order for the
-    ancestors. None when ``deadline`` (monotonic seconds) passes first.
+    ancestors. None when ``deadline`` (monotonic seconds) passes first; Ctrl-C is seen
+    between blocks (KeyboardInterrupt).
 
     The targets are taken in blocks of ``64 * block_words`` nodes, so memory is
     O(q * block_words) words whatever q is; per block one pass over the DAG ORs the
@@ -293,6 +295,8 @@ def reach_works(const int64_t[::1] succ_ptr, const int32_t[::1] succ_idx,
             if now() > deadline:
                 with gil:
                     return None
+            with gil:                           # Ctrl-C between blocks (<= ~0.2 s each)
+                PyErr_CheckSignals()
             for pos in range(8 * nb):           # table[pos][byte]: work of the byte's bits
                 for byte in range(1, 256):
                     t = b0 + 8 * pos + __builtin_ctzll(byte)
