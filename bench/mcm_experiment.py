@@ -16,7 +16,9 @@ For every seed:
    pre-trained policy and trained from scratch; plus SliceGraph-MCM with 10x the
    budget and pipecore's own SliceGraph (time-limited, plain pipeline cost), both
    not held to the budget;
-3. transfer: on the policy phase alone, the evaluations fine-tuning and training from
+3. the budget-held methods again at ``--small-budgets`` (default 3,000 and 20,000
+   evaluations), where a pre-trained policy has the most to offer;
+4. transfer: on the policy phase alone, the evaluations fine-tuning and training from
    scratch need to come within ``--target-slack`` of the best bottleneck scratch's
    policy phase reaches.
 
@@ -146,6 +148,39 @@ def run_graph(prob, seed, policy, args):
     return res
 
 
+SMALL_METHODS = ("random-cut", "random-dp", "anneal", "slicegraph-mcm", "learned")
+
+
+def run_small(prob, seed, policy, budget):
+    """The budget-held methods at a smaller budget (the pre-trained policy's regime)."""
+    from pipecore.mcm.learned import KeyConfig, learned_search
+
+    return {
+        "random-cut": random_search(prob, budget, seed=seed, decoder="cut"),
+        "random-dp": random_search(prob, budget, seed=seed, decoder="dp"),
+        "anneal": anneal(prob, budget, seed=seed),
+        "slicegraph-mcm": brkga(prob, budget, seed=seed),
+        "learned": learned_search(prob, budget, policy=policy, config=KeyConfig(seed=seed)),
+    }
+
+
+def gain_table(bott, base, lines):
+    """Rows of per-graph mean ± std (over seeds) gains of learned over each baseline, and
+    their mean over graphs; ``bott[graph][method]`` lists bottlenecks per seed."""
+    lines.append("| graph | " + " | ".join(f"vs {b}" for b in base) + " |")
+    lines.append("|---|" + "---|" * len(base))
+    avg = {b: [] for b in base}
+    for name, d in bott.items():
+        cells = []
+        for b in base:
+            g = [(x / y - 1) * 100 for x, y in zip(d[b], d["learned"])]
+            avg[b].append(float(np.mean(g)))
+            cells.append(fmt(g, 1, " %"))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    cells = " | ".join(fmt(avg[b], 1, " %") for b in base)
+    lines.append(f"| **mean over graphs** | {cells} |")
+
+
 def transfer_row(ft, sc, slack, budget):
     """Evaluations (policy phase) to come within ``slack`` of scratch's policy-phase best."""
     target = float(sc.stats["rl_best"][-1]) * (1 + slack)
@@ -169,20 +204,21 @@ def report(raw, args):
         lines.append(f"| {name} (n={d['n']}) | " + " | ".join(cells) + " |")
     lines += ["", "Throughput gain of the learned method (fine-tuned) per seed: "
               "bottleneck(baseline) / bottleneck(learned) - 1.", ""]
-    base = ["random-cut", "random-dp", "anneal", "slicegraph-mcm", "slicegraph-mcm-10x",
-            "slicegraph-core"]
-    lines.append("| graph | " + " | ".join(f"vs {b}" for b in base) + " |")
-    lines.append("|---|" + "---|" * len(base))
-    avg = {b: [] for b in base}
-    for name, d in raw["graphs"].items():
-        cells = []
-        for b in base:
-            g = [(x / y - 1) * 100 for x, y in zip(d["bottleneck"][b], d["bottleneck"]["learned"])]
-            avg[b].append(float(np.mean(g)))
-            cells.append(fmt(g, 1, " %"))
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    cells = " | ".join(fmt(avg[b], 1, " %") for b in base)
-    lines.append(f"| **mean over graphs** | {cells} |")
+    gain_table({name: d["bottleneck"] for name, d in raw["graphs"].items()},
+               ["random-cut", "random-dp", "anneal", "slicegraph-mcm", "slicegraph-mcm-10x",
+                "slicegraph-core"], lines)
+    for b in raw.get("small_budgets", []):
+        key = f"{b:g}"
+        lines += ["", f"At a budget of {key} evaluations per method (the same pre-trained "
+                  "policies; methods held to the budget): bottleneck, then gains of "
+                  "the learned method.", "",
+                  "| graph | " + " | ".join(SMALL_METHODS) + " |",
+                  "|---|" + "---|" * len(SMALL_METHODS)]
+        bott = {name: d["small"][key] for name, d in raw["graphs"].items()}
+        for name, d in bott.items():
+            lines.append(f"| {name} | " + " | ".join(fmt(d[m]) for m in SMALL_METHODS) + " |")
+        lines.append("")
+        gain_table(bott, [m for m in SMALL_METHODS if m != "learned"], lines)
     lines += ["", f"Transfer: evaluations of the policy phase (first {raw['rl_share']:.0%} of the "
               f"budget) until the best bottleneck is within {args.target_slack:.0%} of what "
               "training "
@@ -208,6 +244,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--budget", type=float, default=100_000, help="evaluations per method")
+    ap.add_argument("--small-budgets", default="3000,20000",
+                    help="comma-separated smaller budgets for the budget-held methods ('' = none)")
     ap.add_argument("--imitation-epochs", type=int, default=30)
     ap.add_argument("--pretrain-steps", type=int, default=0,
                     help="policy-gradient batches on the corpus after imitation")
@@ -222,8 +260,10 @@ def main(argv=None) -> int:
     ap.add_argument("--target-slack", type=float, default=0.02)
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    if args.seeds < 1 or args.budget <= 0 or args.pretrain_steps < 0 or args.imitation_epochs < 0:
-        ap.error("--seeds >= 1, --budget > 0, --pretrain-steps >= 0 and --imitation-epochs >= 0 "
+    small = [float(x) for x in args.small_budgets.split(",") if x.strip()]
+    if (args.seeds < 1 or args.budget <= 0 or any(b <= 0 for b in small)
+            or args.pretrain_steps < 0 or args.imitation_epochs < 0):
+        ap.error("--seeds >= 1, budgets > 0, --pretrain-steps >= 0 and --imitation-epochs >= 0 "
                  "are required")
 
     import torch
@@ -254,11 +294,12 @@ def main(argv=None) -> int:
             f"(imitation loss {tr.stats['imitation_loss'][:1]} -> "
             f"{tr.stats['imitation_loss'][-1:]})")
     raw = {"args": vars(args), "package": next(iter(evals.values())).config.describe(),
-           "corpus": [n for n, _ in corpus], "rl_share": KeyConfig().rl_share, "graphs": {}}
+           "corpus": [n for n, _ in corpus], "rl_share": KeyConfig().rl_share,
+           "small_budgets": small, "graphs": {}}
     for name, prob in evals.items():
         d = {"n": prob.graph.n, "m": prob.graph.m, "bottleneck": {m: [] for m in METHODS},
              "evaluations": {m: [] for m in METHODS}, "wall": {m: [] for m in METHODS},
-             "transfer": []}
+             "transfer": [], "small": {f"{b:g}": {m: [] for m in SMALL_METHODS} for b in small}}
         for seed in range(args.seeds):
             res = run_graph(prob, seed, policies[seed], args)
             for m, r in res.items():
@@ -269,6 +310,10 @@ def main(argv=None) -> int:
                                               args.target_slack, args.budget))
             log(f"{name} seed {seed}: "
                 + ", ".join(f"{m} {r.bottleneck:.2f}" for m, r in res.items()))
+            for b in small:
+                for m, r in run_small(prob, seed, policies[seed], b).items():
+                    assert r.chip is None or not prob.violations(r.chip), m
+                    d["small"][f"{b:g}"][m].append(r.bottleneck)
         raw["graphs"][name] = d
     raw["wall_time"] = time.perf_counter() - t_start
     text = report(raw, args)

@@ -122,6 +122,35 @@ def test_learned_search_finetunes_within_budget(tmp_path):
         learned_search(target, -5)
 
 
+@pytest.mark.parametrize("refine", ["brkga", "anneal", "auto"])
+def test_learned_refinement_stays_in_budget_and_never_loses_the_policy_best(refine):
+    from pipecore.mcm.learned import KeyConfig, learned_search
+    from pipecore.mcm.policy import KeyPolicy
+
+    g = layered_dag(60, seed=4)
+    target = MCMProblem(g, preset("mesh-2x4-het").sized_for(g, 2.0, latency_per_comm=0.5))
+    torch.manual_seed(0)
+    policy = KeyPolicy(hidden=16, rounds=1, heads=2)
+    budget = 40000  # enough for two generations of a 16-row population on this graph
+    res = learned_search(target, budget, policy=policy,
+                         config=KeyConfig(batch=4, seed=2, refine=refine, archive=16))
+    assert res.chip is not None and not target.violations(res.chip)
+    assert res.bottleneck == pytest.approx(target.evaluate(res.chip)[0][0])
+    assert budget <= res.evaluations <= budget * 1.25 + 200
+    assert res.bottleneck <= res.stats["rl_best"][-1] + 1e-12
+    assert res.stats["refined"] == ("brkga" if refine == "auto" else refine)
+    if refine == "auto":  # a budget that buys less than two generations anneals
+        small = learned_search(target, 3000, policy=policy,
+                               config=KeyConfig(batch=4, seed=2, archive=16))
+        assert small.stats["refined"] == "anneal"
+    assert np.all(np.diff(res.trace_best) <= 1e-12) and np.all(np.diff(res.trace_evals) >= 0)
+    assert res.trace_best[-1] == pytest.approx(res.bottleneck)
+    with pytest.raises(ValueError, match="refine"):
+        KeyConfig(refine="tabu")
+    with pytest.raises(ValueError, match="archive"):
+        KeyConfig(archive=1)
+
+
 def test_imitation_pretraining_learns_expert_chip_keys():
     from pipecore.mcm.learned import expert_keys, imitate, pretrain
     from pipecore.mcm.policy import KeyPolicy, chip_features, graph_profile

@@ -8,7 +8,7 @@ import pytest
 from pipecore.generators import dnn_like, layered_dag
 from pipecore.mcm import MCMConfig, MCMProblem, greedy_repair, preset, repair
 from pipecore.errors import InvalidOptionError
-from pipecore.mcm.baselines import anneal, brkga, random_search
+from pipecore.mcm.baselines import Tracker, anneal, brkga, evolve, random_search
 
 
 def _brute_slicing(p: MCMProblem, order, perm, use_all=False) -> float:
@@ -143,6 +143,37 @@ def test_baselines_respect_budget_validity_and_seed(package):
     assert anneal(p, budget, seed=1).bottleneck == runs[3].bottleneck
     assert brkga(p, budget, seed=1, population=16).bottleneck == runs[4].bottleneck
     assert runs[3].bottleneck <= runs[3].stats["start"] + 1e-12
+
+
+def test_evolve_keeps_known_rows_unpaid_and_its_elite():
+    g = dnn_like(5, seed=3)
+    p = MCMProblem(g, preset("mesh-2x4-het").sized_for(g, 2.0, latency_per_comm=0.5))
+    q, C = p.quotient.n, p.C
+    rng = np.random.default_rng(0)
+    pop = rng.random((12, q + C))
+    chips, val, _ = p.decode(pop[:, :q], p.perms_from_keys(pop[:, q:]))
+    tr = Tracker()
+    tr.spent = 100.0
+    # every row known and nothing left to spend: no decode, no generation
+    assert evolve(p, 100.0, tr, rng, pop.copy(), val) == 0 and tr.spent == 100.0
+    # known rows are not decoded again; the rows left NaN are
+    decoded = []
+    real = p.decode
+    p.decode = lambda keys, *a, **k: (decoded.append(keys.copy()), real(keys, *a, **k))[1]
+    fit = val.copy()
+    fit[6:] = np.nan
+    evolve(p, 100.0 + 1e-9, tr, rng, pop.copy(), fit)
+    del p.decode
+    assert np.array_equal(np.concatenate(decoded), pop[6:, :q])
+    # with a budget, generations run and the known best (an elite row) is never lost
+    tr = Tracker()
+    tr.best = float(val.min())
+    assert evolve(p, 3000, tr, np.random.default_rng(1), pop.copy(), val) >= 1
+    assert 3000 <= tr.spent <= 3000 * 1.25 + 200 and tr.best <= val.min()
+    with pytest.raises(ValueError, match="pop must be"):
+        evolve(p, 10, Tracker(), rng, pop[:, :q])
+    with pytest.raises(ValueError, match="fit must have"):
+        evolve(p, 10, Tracker(), rng, pop, val[:3])
 
 
 def test_free_order_repair_is_valid():

@@ -21,6 +21,8 @@ the best bottleneck against the evaluations charged so far.
   :mod:`pipecore.algorithms.slicegraph` (same defaults, same seed orders) over priority
   keys plus one key per chip (the chip path: chips by increasing key), each chromosome
   decoded by the MCM slicing DP.
+- :func:`evolve`: the generations of that GA from any population (known fitness rows
+  are not decoded again), so another search can hand over its best samples.
 - :func:`slicegraph`: pipecore's own SliceGraph (``pipecore.solve``), time-limited and
   not held to the budget, on the plain pipeline cost, placed along the first path.
 """
@@ -38,7 +40,7 @@ from ..options import Option
 from ..result import Quality
 from .costmodel import MCMProblem
 
-__all__ = ["SearchResult", "random_search", "anneal", "brkga", "slicegraph",
+__all__ = ["SearchResult", "random_search", "anneal", "brkga", "evolve", "slicegraph",
            "Tracker"]
 
 
@@ -258,7 +260,6 @@ def brkga(problem: MCMProblem, budget: float = 1000, *, seed: int = 0, populatio
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     q, C, P = problem.quotient.n, problem.C, int(population)
-    n_elite, n_mut = max(1, round(elite * P)), round(mutants * P)
     tr = Tracker()
     pop = rng.random((P, q + C))
     if seeded:  # seed orders on the first candidate path
@@ -266,6 +267,37 @@ def brkga(problem: MCMProblem, budget: float = 1000, *, seed: int = 0, populatio
             if i < P:
                 pop[i, :q] = _keys_from_order(order, q)
                 pop[i, q:] = _keys_from_order(problem.paths[0], C)
+    gens = evolve(problem, budget, tr, rng, pop, elite=elite, mutants=mutants, rho=rho,
+                  prune=prune, use_all_chips=use_all_chips)
+    return tr.result("slicegraph-mcm", t0, generations=gens)
+
+
+def _elite_mutants(P: int, elite: float, mutants: float) -> tuple[int, int]:
+    return max(1, round(elite * P)), round(mutants * P)
+
+
+def children_per_generation(P: int, elite: float = 0.2, mutants: float = 0.15) -> int:
+    """Decodes per generation of :func:`evolve`: the crossover children and the mutants."""
+    return P - _elite_mutants(P, elite, mutants)[0]
+
+
+def evolve(problem: MCMProblem, budget: float, tr: Tracker, rng: np.random.Generator,
+           pop: np.ndarray, fit: np.ndarray | None = None, *, elite: float = 0.2,
+           mutants: float = 0.15, rho: float = 0.7, prune: float = 0.02,
+           use_all_chips: bool = False) -> int:
+    """The BRKGA generations of :func:`brkga` from population ``pop`` (P, q + C), charged
+    to ``tr`` until it has spent ``budget`` evaluations in all. ``fit``: the known
+    bottlenecks of the rows (NaN = decode it; known rows were charged when first decoded),
+    so a search can hand over its best samples without paying for them twice. Returns
+    the number of generations. Each generation costs about (1 - elite) P decodes."""
+    q = problem.quotient.n
+    pop = np.asarray(pop, dtype=np.float64)
+    if pop.ndim != 2 or pop.shape[1] != q + problem.C or pop.shape[0] < 2:
+        raise ValueError(f"evolve: pop must be (P >= 2, {q + problem.C}) keys, got {pop.shape}")
+    if fit is not None and np.shape(fit) != (pop.shape[0],):
+        raise ValueError(f"evolve: fit must have {pop.shape[0]} values, got {np.shape(fit)}")
+    P, width = pop.shape
+    n_elite, n_mut = _elite_mutants(P, elite, mutants)
 
     def fitness(keys):
         ub = tr.best * (1 + prune)
@@ -276,19 +308,22 @@ def brkga(problem: MCMProblem, budget: float = 1000, *, seed: int = 0, populatio
         tr.add(chips[keep], val[keep], cost[keep])
         return np.where(keep, val, np.inf)
 
-    fit = np.concatenate([fitness(pop[i:i + 8]) for i in range(0, P, 8)])
+    fit = np.full(P, np.nan) if fit is None else np.asarray(fit, dtype=np.float64).copy()
+    todo = np.flatnonzero(np.isnan(fit))
+    for i in range(0, todo.size, 8):
+        fit[todo[i:i + 8]] = fitness(pop[todo[i:i + 8]])
     gens = 0
     while tr.spent < budget:
         rank = np.argsort(fit, kind="stable")
         pop, fit = pop[rank], fit[rank]
         n_child = P - n_elite - n_mut
         ea, nb = rng.integers(0, n_elite, n_child), rng.integers(n_elite, P, n_child)
-        take = rng.random((n_child, q + C)) < rho
-        kids = np.concatenate([np.where(take, pop[ea], pop[nb]), rng.random((n_mut, q + C))])
+        take = rng.random((n_child, width)) < rho
+        kids = np.concatenate([np.where(take, pop[ea], pop[nb]), rng.random((n_mut, width))])
         pop = np.concatenate([pop[:n_elite], kids])
         fit = np.concatenate([fit[:n_elite], fitness(kids)])
         gens += 1
-    return tr.result("slicegraph-mcm", t0, generations=gens)
+    return gens
 
 
 def slicegraph(problem: MCMProblem, *, time_limit: float = 10.0, seed: int = 0,

@@ -1,4 +1,4 @@
-"""Learned partitioning that decodes priorities: policy keys -> slicing DP -> local search.
+"""Learned partitioning that decodes priorities: policy keys -> slicing DP -> refinement.
 
 The policy (:class:`~pipecore.mcm.policy.KeyPolicy`, needs PyTorch) emits a Gaussian
 priority key per node and per chip. A sample's node keys give a topological order
@@ -12,11 +12,14 @@ with a batch-mean baseline); an entropy bonus (the log spreads) keeps exploratio
 
 :func:`learned_search` is the search method: fine-tune a pre-trained policy (or train
 one from scratch) on the target graph for a share ``rl_share`` of the budget, then
-refine the best partition found by low-temperature annealing (the native annealer of
-:func:`pipecore.mcm.baselines.anneal`) with the rest. Every decode and every
-annealing move is charged to the same evaluation budget as the baselines (see
-:mod:`pipecore.mcm.baselines`); each batch also decodes the policy's mean keys and
-chip keys (charged, not used in the gradient).
+refine with the rest: SliceGraph-MCM's genetic algorithm
+(:func:`pipecore.mcm.baselines.evolve`) whose first population is the policy's best
+samples (their keys are chromosomes) plus SliceGraph's seed orders, or low-temperature
+annealing from the best partition (``refine``; ``"auto"`` picks the GA when the rest of
+the budget buys ``GA_MIN_GENERATIONS`` generations). Every decode and every annealing
+move is charged to the same evaluation budget as the baselines (see
+:mod:`pipecore.mcm.baselines`); each batch also decodes the policy's mean keys and chip
+keys (charged, not used in the gradient).
 """
 from __future__ import annotations
 
@@ -28,11 +31,18 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .baselines import SearchResult, Tracker, anneal
+from .baselines import SearchResult, Tracker, anneal, children_per_generation, evolve
 from .costmodel import MCMProblem
 from .policy import GraphTensors, KeyPolicy, load_checkpoint, save_checkpoint, torch
 
 __all__ = ["KeyConfig", "KeyTrainer", "expert_keys", "imitate", "pretrain", "learned_search"]
+
+
+REFINE = ("auto", "brkga", "anneal")
+#: ``refine="auto"`` uses the genetic algorithm when the rest of the budget buys this many
+#: generations (at the policy phase's mean decode cost), else annealing: a GA that cannot
+#: finish a couple of generations only re-samples, annealing improves from the first move.
+GA_MIN_GENERATIONS = 2
 
 
 @dataclass
@@ -50,22 +60,35 @@ class KeyConfig:
     path_sweep: bool = False
     seed: int = 0
     use_all_chips: bool = False
+    refine: str = "auto"
+    archive: int = 64
 
     def __post_init__(self):
         checks = {"batch": self.batch >= 2, "lr": self.lr > 0, "epochs": self.epochs >= 1,
                   "clip": self.clip > 0, "entropy": self.entropy >= 0, "prune": self.prune >= 0,
-                  "rl_share": 0 < self.rl_share <= 1, "refine_t_start": self.refine_t_start >= 0}
+                  "rl_share": 0 < self.rl_share <= 1, "refine_t_start": self.refine_t_start >= 0,
+                  "archive": self.archive >= 2}
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"KeyConfig: invalid {name} = {getattr(self, name)!r}")
         if not isinstance(self.batch, int) or not isinstance(self.epochs, int):
             raise TypeError("KeyConfig: batch and epochs must be integers")
+        if self.refine not in REFINE:
+            raise ValueError(f"KeyConfig: refine must be one of {REFINE}, got {self.refine!r}")
 
 
 @dataclass
 class _Log:
     tracker: Tracker = field(default_factory=Tracker)
     mean_reward: list = field(default_factory=list)
+    archive: list = field(default_factory=list)  # (bottleneck, node keys ++ chip keys)
+
+    def remember(self, keys: np.ndarray, ckeys: np.ndarray, val: np.ndarray, size: int) -> None:
+        """Keep the ``size`` best decoded samples' keys."""
+        self.archive.extend((float(v), np.concatenate([k, c]))
+                            for k, c, v in zip(keys, ckeys, val) if np.isfinite(v))
+        self.archive.sort(key=lambda e: e[0])
+        del self.archive[size:]
 
 
 class KeyTrainer:
@@ -110,6 +133,7 @@ class KeyTrainer:
                                        use_all_chips=cfg.use_all_chips)
         keep = np.cumsum(cost) - cost < budget_left
         log.tracker.add(chips[keep], val[keep], cost[keep])
+        log.remember(keys[keep], ckeys[keep], val[keep], cfg.archive)
         reward = np.where(np.isfinite(val[1:]), self.scale[i] / np.maximum(val[1:], 1e-300), 0.0)
         log.mean_reward.append(float(reward.mean()))
         self.steps += 1
@@ -244,9 +268,11 @@ def learned_search(problem: MCMProblem, budget: float, *, policy=None,
                    config: KeyConfig | None = None, hidden: int = 64, rounds: int = 3,
                    heads: int = 4) -> SearchResult:
     """Fine-tune ``policy`` (a :class:`KeyPolicy` or checkpoint path; None = from scratch)
-    on ``problem`` for ``rl_share * budget`` evaluations, then refine the best partition
-    by annealing with the rest. ``stats["rl_evals"]``/``stats["rl_best"]`` hold the trace
-    of the policy phase alone (used to measure transfer)."""
+    on ``problem`` for ``rl_share * budget`` evaluations, then refine with the rest
+    (``config.refine``: the genetic algorithm from the policy's best samples, or annealing
+    from the best partition). ``stats["rl_evals"]``/``stats["rl_best"]`` hold the trace
+    of the policy phase alone (used to measure transfer), ``stats["refined"]`` the
+    refinement that ran (``"brkga"``, ``"anneal"`` or ``"none"``)."""
     t0 = time.perf_counter()
     config = config or KeyConfig()
     if not (isinstance(budget, (int, float)) and math.isfinite(budget) and budget > 0):
@@ -264,13 +290,45 @@ def learned_search(problem: MCMProblem, budget: float, *, policy=None,
     rl_evals, rl_best = np.asarray(tr.evals, float), np.asarray(tr.trace, float)
     method = "learned-scratch" if scratch else "learned"
     left = budget - tr.spent
+    refined = "none"
     if tr.best_chip is not None and left > 0 and config.rl_share < 1:
-        ref = anneal(problem, left, seed=config.seed, init=tr.best_chip,
-                     use_all_chips=config.use_all_chips, t_start=config.refine_t_start)
-        tr.evals.extend((tr.spent + ref.trace_evals).tolist())
-        tr.trace.extend(np.minimum(ref.trace_best, tr.best).tolist())
-        tr.spent += ref.evaluations
-        if ref.bottleneck < tr.best:
-            tr.best, tr.best_chip = ref.bottleneck, ref.chip
-    return tr.result(method, t0, rl_evals=rl_evals, rl_best=rl_best,
+        decode_cost = tr.spent / max(len(tr.evals), 1)
+        generation = children_per_generation(config.archive) * decode_cost
+        ga = config.refine == "brkga" or (
+            config.refine == "auto" and left >= GA_MIN_GENERATIONS * generation)
+        refined = "brkga" if ga else "anneal"
+        if ga:
+            _evolve_archive(problem, budget, trainer.logs[0], config)
+        else:
+            ref = anneal(problem, left, seed=config.seed, init=tr.best_chip,
+                         use_all_chips=config.use_all_chips, t_start=config.refine_t_start)
+            tr.evals.extend((tr.spent + ref.trace_evals).tolist())
+            tr.trace.extend(np.minimum(ref.trace_best, tr.best).tolist())
+            tr.spent += ref.evaluations
+            if ref.bottleneck < tr.best:
+                tr.best, tr.best_chip = ref.bottleneck, ref.chip
+    return tr.result(method, t0, rl_evals=rl_evals, rl_best=rl_best, refined=refined,
                      mean_reward=trainer.logs[0].mean_reward)
+
+
+def _evolve_archive(problem: MCMProblem, budget: float, log: _Log, config: KeyConfig) -> None:
+    """Refinement by SliceGraph-MCM's genetic algorithm, charged to the same tracker: the
+    population is the policy's best samples (their keys are chromosomes, their decodes
+    already paid for) and SliceGraph's seed orders on the best sample's chip path (for
+    diversity: the samples lie close together), filled up with random keys to
+    ``config.archive`` rows."""
+    from ..algorithms.slicegraph import seed_orders
+
+    q, C = problem.quotient.n, problem.C
+    P = max(int(config.archive), 2)
+    rng = np.random.default_rng(config.seed)
+    pop, fit = rng.random((P, q + C)), np.full(P, np.nan)
+    orders = list(seed_orders(problem.contraction).values())[:P // 2]
+    kept = log.archive[:P - len(orders)]
+    for i, (val, keys) in enumerate(kept):
+        pop[i], fit[i] = keys, val
+    chip_keys = kept[0][1][q:] if kept else rng.random(C)
+    for i, order in enumerate(orders, start=len(kept)):
+        pop[i, order] = (np.arange(q) + 0.5) / q
+        pop[i, q:] = chip_keys
+    evolve(problem, budget, log.tracker, rng, pop, fit, use_all_chips=config.use_all_chips)
