@@ -128,40 +128,42 @@ def fmt(xs, digits=2, unit=""):
     return "-" if not math.isfinite(m) else f"{m:.{digits}f} ± {s:.{digits}f}{unit}"
 
 
-def run_graph(prob, seed, policy, args):
+HELD_METHODS = ("random-cut", "random-dp", "anneal", "slicegraph-mcm", "learned")
+
+
+def run_held(prob, seed, policy, budget):
+    """The methods held to ``budget`` evaluations, each result checked for validity."""
     from pipecore.mcm.learned import KeyConfig, learned_search
 
-    B = args.budget
-    cfg = KeyConfig(seed=seed)
     res = {
-        "random-cut": random_search(prob, B, seed=seed, decoder="cut"),
-        "random-dp": random_search(prob, B, seed=seed, decoder="dp"),
-        "anneal": anneal(prob, B, seed=seed),
-        "slicegraph-mcm": brkga(prob, B, seed=seed),
-        "learned": learned_search(prob, B, policy=policy, config=cfg),
-        "learned-scratch": learned_search(prob, B, policy=None, config=cfg),
-        "slicegraph-mcm-10x": brkga(prob, 10 * B, seed=seed),
-        "slicegraph-core": slicegraph(prob, time_limit=args.slicegraph_time, seed=seed),
-    }
-    for r in res.values():
-        assert r.chip is None or not prob.violations(r.chip), r.method
-    return res
-
-
-SMALL_METHODS = ("random-cut", "random-dp", "anneal", "slicegraph-mcm", "learned")
-
-
-def run_small(prob, seed, policy, budget):
-    """The budget-held methods at a smaller budget (the pre-trained policy's regime)."""
-    from pipecore.mcm.learned import KeyConfig, learned_search
-
-    return {
         "random-cut": random_search(prob, budget, seed=seed, decoder="cut"),
         "random-dp": random_search(prob, budget, seed=seed, decoder="dp"),
         "anneal": anneal(prob, budget, seed=seed),
         "slicegraph-mcm": brkga(prob, budget, seed=seed),
         "learned": learned_search(prob, budget, policy=policy, config=KeyConfig(seed=seed)),
     }
+    return _checked(prob, res)
+
+
+def _checked(prob, res):
+    for r in res.values():
+        assert r.chip is None or not prob.violations(r.chip), r.method
+    return res
+
+
+def run_graph(prob, seed, policy, args):
+    """Every method at the main budget: the held ones, training from scratch, and the
+    two SliceGraph references that are not held to it."""
+    from pipecore.mcm.learned import KeyConfig, learned_search
+
+    B = args.budget
+    res = run_held(prob, seed, policy, B)
+    res.update(_checked(prob, {
+        "learned-scratch": learned_search(prob, B, policy=None, config=KeyConfig(seed=seed)),
+        "slicegraph-mcm-10x": brkga(prob, 10 * B, seed=seed),
+        "slicegraph-core": slicegraph(prob, time_limit=args.slicegraph_time, seed=seed),
+    }))
+    return res
 
 
 def gain_table(bott, base, lines):
@@ -212,13 +214,13 @@ def report(raw, args):
         lines += ["", f"At a budget of {key} evaluations per method (the same pre-trained "
                   "policies; methods held to the budget): bottleneck, then gains of "
                   "the learned method.", "",
-                  "| graph | " + " | ".join(SMALL_METHODS) + " |",
-                  "|---|" + "---|" * len(SMALL_METHODS)]
+                  "| graph | " + " | ".join(HELD_METHODS) + " |",
+                  "|---|" + "---|" * len(HELD_METHODS)]
         bott = {name: d["small"][key] for name, d in raw["graphs"].items()}
         for name, d in bott.items():
-            lines.append(f"| {name} | " + " | ".join(fmt(d[m]) for m in SMALL_METHODS) + " |")
+            lines.append(f"| {name} | " + " | ".join(fmt(d[m]) for m in HELD_METHODS) + " |")
         lines.append("")
-        gain_table(bott, [m for m in SMALL_METHODS if m != "learned"], lines)
+        gain_table(bott, [m for m in HELD_METHODS if m != "learned"], lines)
     lines += ["", f"Transfer: evaluations of the policy phase (first {raw['rl_share']:.0%} of the "
               f"budget) until the best bottleneck is within {args.target_slack:.0%} of what "
               "training "
@@ -299,7 +301,7 @@ def main(argv=None) -> int:
     for name, prob in evals.items():
         d = {"n": prob.graph.n, "m": prob.graph.m, "bottleneck": {m: [] for m in METHODS},
              "evaluations": {m: [] for m in METHODS}, "wall": {m: [] for m in METHODS},
-             "transfer": [], "small": {f"{b:g}": {m: [] for m in SMALL_METHODS} for b in small}}
+             "transfer": [], "small": {f"{b:g}": {m: [] for m in HELD_METHODS} for b in small}}
         for seed in range(args.seeds):
             res = run_graph(prob, seed, policies[seed], args)
             for m, r in res.items():
@@ -311,8 +313,7 @@ def main(argv=None) -> int:
             log(f"{name} seed {seed}: "
                 + ", ".join(f"{m} {r.bottleneck:.2f}" for m, r in res.items()))
             for b in small:
-                for m, r in run_small(prob, seed, policies[seed], b).items():
-                    assert r.chip is None or not prob.violations(r.chip), m
+                for m, r in run_held(prob, seed, policies[seed], b).items():
                     d["small"][f"{b:g}"][m].append(r.bottleneck)
         raw["graphs"][name] = d
     raw["wall_time"] = time.perf_counter() - t_start

@@ -40,8 +40,8 @@ from ..options import Option
 from ..result import Quality
 from .costmodel import MCMProblem
 
-__all__ = ["SearchResult", "random_search", "anneal", "brkga", "evolve", "slicegraph",
-           "Tracker"]
+__all__ = ["SearchResult", "random_search", "anneal", "brkga", "evolve", "seed_chromosomes",
+           "slicegraph", "Tracker"]
 
 
 #: every tuning option of the MCM searches, validated by the one option machinery
@@ -248,8 +248,6 @@ def brkga(problem: MCMProblem, budget: float = 1000, *, seed: int = 0, populatio
     its cut value (cheaper decodes: the pruning SliceGraph itself uses on large graphs).
     Defaults and seeding (BFS, DFS, critical-path, ASAP, ALAP orders) follow
     :func:`pipecore.algorithms.slicegraph.solve_slicegraph`."""
-    from ..algorithms.slicegraph import seed_orders
-
     budget = _budget_ok(budget)
     _checked("brkga", seed=seed, population=population, elite=elite, mutants=mutants, rho=rho,
              seeded=seeded, prune=prune, use_all_chips=use_all_chips)
@@ -263,13 +261,21 @@ def brkga(problem: MCMProblem, budget: float = 1000, *, seed: int = 0, populatio
     tr = Tracker()
     pop = rng.random((P, q + C))
     if seeded:  # seed orders on the first candidate path
-        for i, order in enumerate(seed_orders(problem.contraction).values()):
-            if i < P:
-                pop[i, :q] = _keys_from_order(order, q)
-                pop[i, q:] = _keys_from_order(problem.paths[0], C)
+        rows = seed_chromosomes(problem, _keys_from_order(problem.paths[0], C))[:P]
+        pop[:len(rows)] = rows
     gens = evolve(problem, budget, tr, rng, pop, elite=elite, mutants=mutants, rho=rho,
                   prune=prune, use_all_chips=use_all_chips)
     return tr.result("slicegraph-mcm", t0, generations=gens)
+
+
+def seed_chromosomes(problem: MCMProblem, chip_keys: np.ndarray) -> np.ndarray:
+    """(5, q + C) chromosomes: SliceGraph's seed orders (BFS, DFS, critical path, ASAP,
+    ALAP) as node keys, each with the chip keys ``chip_keys``."""
+    from ..algorithms.slicegraph import seed_orders
+
+    q = problem.quotient.n
+    orders = seed_orders(problem.contraction).values()
+    return np.stack([np.concatenate([_keys_from_order(o, q), chip_keys]) for o in orders])
 
 
 def _elite_mutants(P: int, elite: float, mutants: float) -> tuple[int, int]:

@@ -31,7 +31,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .baselines import SearchResult, Tracker, anneal, children_per_generation, evolve
+from .baselines import (SearchResult, Tracker, anneal, children_per_generation, evolve,
+                        seed_chromosomes)
 from .costmodel import MCMProblem
 from .policy import GraphTensors, KeyPolicy, load_checkpoint, save_checkpoint, torch
 
@@ -317,18 +318,14 @@ def _evolve_archive(problem: MCMProblem, budget: float, log: _Log, config: KeyCo
     already paid for) and SliceGraph's seed orders on the best sample's chip path (for
     diversity: the samples lie close together), filled up with random keys to
     ``config.archive`` rows."""
-    from ..algorithms.slicegraph import seed_orders
-
     q, C = problem.quotient.n, problem.C
     P = max(int(config.archive), 2)
     rng = np.random.default_rng(config.seed)
     pop, fit = rng.random((P, q + C)), np.full(P, np.nan)
-    orders = list(seed_orders(problem.contraction).values())[:P // 2]
-    kept = log.archive[:P - len(orders)]
+    chip_keys = log.archive[0][1][q:] if log.archive else rng.random(C)
+    seeds = seed_chromosomes(problem, chip_keys)[:P // 2]
+    kept = log.archive[:P - len(seeds)]
     for i, (val, keys) in enumerate(kept):
         pop[i], fit[i] = keys, val
-    chip_keys = kept[0][1][q:] if kept else rng.random(C)
-    for i, order in enumerate(orders, start=len(kept)):
-        pop[i, order] = (np.arange(q) + 0.5) / q
-        pop[i, q:] = chip_keys
+    pop[len(kept):len(kept) + len(seeds)] = seeds
     evolve(problem, budget, log.tracker, rng, pop, fit, use_all_chips=config.use_all_chips)
