@@ -139,6 +139,12 @@ def test_learned_refinement_stays_in_budget_and_never_loses_the_policy_best(refi
     assert budget <= res.evaluations <= budget * 1.25 + 200
     assert res.bottleneck <= res.stats["rl_best"][-1] + 1e-12
     assert res.stats["refined"] == ("brkga" if refine == "auto" else refine)
+    # both refinements try SliceGraph's most promising seed order and chip path
+    from pipecore.mcm.baselines import Tracker, seed_chromosomes
+    q = target.quotient.n
+    seed = seed_chromosomes(target, np.arange(target.C) + 0.5, Tracker(), np.inf)[:1]
+    _, seed_val, _ = target.decode(seed[:, :q], target.perms_from_keys(seed[:, q:]))
+    assert res.bottleneck <= seed_val[0] + 1e-9
     if refine == "auto":  # a budget that buys less than two generations anneals
         small = learned_search(target, 3000, policy=policy,
                                config=KeyConfig(batch=4, seed=2, archive=16))

@@ -8,7 +8,8 @@ import pytest
 from pipecore.generators import dnn_like, layered_dag
 from pipecore.mcm import MCMConfig, MCMProblem, greedy_repair, preset, repair
 from pipecore.errors import InvalidOptionError
-from pipecore.mcm.baselines import Tracker, anneal, brkga, evolve, random_search
+from pipecore.mcm.baselines import (Tracker, anneal, brkga, evolve, random_search,
+                                    seed_chromosomes)
 
 
 def _brute_slicing(p: MCMProblem, order, perm, use_all=False) -> float:
@@ -174,6 +175,32 @@ def test_evolve_keeps_known_rows_unpaid_and_its_elite():
         evolve(p, 10, Tracker(), rng, pop[:, :q])
     with pytest.raises(ValueError, match="fit must have"):
         evolve(p, 10, Tracker(), rng, pop, val[:3])
+
+
+def test_seed_chromosomes_screen_paths_by_cut_and_charge_it():
+    g = dnn_like(6, branches=3, seed=4)
+    p = MCMProblem(g, preset("mesh-2x4-het").sized_for(g, 2.0, latency_per_comm=0.5))
+    q, C, K = p.quotient.n, p.C, len(p.paths)
+    first = (np.argsort(p.paths[0]) + 0.5) / C       # keys that put the stages on paths[0]
+    plain = seed_chromosomes(p, first)
+    assert plain.shape == (5, q + C) and np.array_equal(p.perms_from_keys(plain[:, q:])[0], p.paths[0])
+    tr = Tracker()
+    rows = seed_chromosomes(p, first, tr, budget=1e9)
+    assert 5 <= len(rows) <= 10 and tr.spent == pytest.approx(5 * K)
+    assert len({r.tobytes() for r in rows}) == len(rows)           # no duplicates
+    # the first row is the order whose cut is cheapest, on the path where it is cheapest
+    cut_best = math.inf
+    for r in plain:
+        _, val, _ = p.decode(np.repeat(r[None, :q], K, axis=0), p.paths, dp=False)
+        cut_best = min(cut_best, val.min())
+    _, v0, _ = p.decode(rows[:1, :q], p.perms_from_keys(rows[:1, q:]), dp=False)
+    assert v0[0] == pytest.approx(cut_best) and tr.best == pytest.approx(cut_best)
+    assert any(np.array_equal(r, plain[0]) for r in rows)          # path-0 rows kept
+    # no screen past the budget, nor on a chain package
+    tr = Tracker()
+    assert len(seed_chromosomes(p, first, tr, budget=5 * K - 1)) == 5 and tr.spent == 0
+    pc = MCMProblem(g, preset("ring-4").sized_for(g, 2.0))
+    assert len(seed_chromosomes(pc, np.arange(pc.C) + 0.5, Tracker(), 1e9)) == 5
 
 
 def test_free_order_repair_is_valid():
