@@ -385,7 +385,7 @@ cdef class IdealKernel:
     cdef list _keep
     cdef int32_t q, k, words
     cdef double cap_hard, cap_prune, slack
-    cdef bint onef, all_b
+    cdef bint onef, all_b, sum_mode
     cdef const double* qwork
     cdef const double* qmem
     cdef const double* qact
@@ -437,6 +437,7 @@ cdef class IdealKernel:
         # different stage counts are no longer interchangeable (see _collect)
         self.all_b = one_f_one_b and cap_hard < INF and bool(np.any(self._keep[9] > 0))
         self.ub = INF
+        self.sum_mode = False
         self.pairs = 0
         self.expanded = 0
         self.examined = 0
@@ -665,6 +666,29 @@ cdef class IdealKernel:
                 i += 1
         return i
 
+    def run_sum(self, int64_t start, int64_t pair_quota):
+        """The min-sum pass, like :meth:`run` (same chunks): with ``D`` of stride k + 1
+        and only its column 0 used (``D[0] = 0``, the rest inf), it sets D[J] to the
+        least total stage cost ``min_I D[I] + f(J \\ I)`` of a chain of stages from the
+        empty ideal to J, any number of stages, each with f <= ``ub`` + slack and
+        memory <= ``cap_hard`` (empty-stage multipliers: the plain schedule). The same
+        superset DFS and cuts as the min-max DP. Returns the next ideal to process."""
+        cdef int64_t i = start, target = self.pairs + pair_quota
+        cdef int32_t k1 = self.k + 1
+        self.sum_mode = True
+        try:
+            with nogil:
+                while i < self.N and self.pairs < target:
+                    if i != self.N - 1 and self.D[i * k1] < INF:
+                        self.act_mult[0] = 0.0
+                        self.expanded += 1
+                        self.inc.ibits = self.bits + i * self.words
+                        self._dfs(i, 1)
+                    i += 1
+        finally:
+            self.sum_mode = False
+        return i
+
     cdef void _process(self, int64_t I) noexcept nogil:
         cdef int32_t k = self.k, k1 = self.k + 1, b, nact
         cdef double* Drow = self.D + I * k1
@@ -691,6 +715,13 @@ cdef class IdealKernel:
         cdef int32_t k = self.k, t, b
         cdef double val
         cdef double* D = self.D
+        if self.sum_mode:
+            if m <= self.cap_hard:
+                val = D[I * (k + 1)] + f
+                if val < D[Jc * (k + 1)]:
+                    D[Jc * (k + 1)] = val
+                    self.par[Jc * k] = <int32_t>I
+            return
         for t in range(nact):
             val = self.act_val[t]
             if f > val:

@@ -274,6 +274,53 @@ class _Lattice:
         return self.midx[self.mptr[c]:self.mptr[c + 1]]
 
 
+#: (member bitsets, (fr_ptr, fr_v, fr_next, fr_start), (rem_work, rem_mem)).
+LatticeArrays = tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+                      tuple[np.ndarray, np.ndarray]]
+
+
+def enumerate_lattice(lat: _Lattice, n_ideals: int, n_trans: int,
+                      deadline: float = math.inf) -> LatticeArrays | None:
+    """Enumerate the ``n_ideals`` ideals of ``lat`` (as counted by :meth:`_Lattice.count`),
+    sorted by size, and link their frontier transitions: ``(bits, fr, rem)`` with the
+    member bitsets (N x words), the transition arrays ``(fr_ptr, fr_v, fr_next,
+    fr_start)`` and the remainders ``(work, mem)`` of each ideal, as
+    :meth:`_ideals.IdealKernel.setup_dp` takes them; None past ``deadline``.
+    O(N (q / 64 + deg)) time, O(N q / 64 + transitions) memory."""
+    q = lat.q
+    words = (q + 63) // 64
+    zob = _splitmix64(max(q, 1), 0x5EED)
+    bits = np.empty((n_ideals, max(words, 1)), dtype=np.uint64)
+    avail = np.empty_like(bits)
+    size = np.empty(n_ideals, dtype=np.int32)
+    iw, im = np.empty(n_ideals), np.empty(n_ideals)
+    ih = np.empty(n_ideals, dtype=np.uint64)
+    fcount = np.empty(n_ideals, dtype=np.int32)
+    got = _ideals.enumerate_ideals(lat.qsucc_ptr, lat.qsucc_idx, lat.qindeg, lat.qwork,
+                                   lat.qmem, zob, bits, avail, size, iw, im, ih, fcount,
+                                   deadline)
+    if got < 0:
+        return None
+    if got != n_ideals:  # pragma: no cover - internal consistency
+        raise errors.SolverError(f"ideal enumeration found {got} ideals, counted {n_ideals}")
+    perm = np.argsort(size, kind="stable")
+    del size
+    bits = bits[perm]      # one array at a time: at most one extra copy is alive
+    avail = avail[perm]
+    iw, im, ih, fcount = iw[perm], im[perm], ih[perm], fcount[perm]
+    del perm
+    fr_ptr = np.zeros(n_ideals + 1, dtype=np.int64)
+    np.cumsum(fcount, out=fr_ptr[1:])
+    del fcount
+    fr = (fr_ptr, np.empty(max(n_trans, 1), dtype=np.int32),
+          np.empty(max(n_trans, 1), dtype=np.int32), np.empty(max(n_trans, 1), dtype=np.int64))
+    table = np.empty(1 << max(1, int(2 * n_ideals - 1).bit_length()), dtype=np.int32)
+    bad = _ideals.build_transitions(bits, avail, ih, zob, *fr, table)
+    if bad:  # pragma: no cover - internal consistency
+        raise errors.SolverError(f"{bad} ideal transitions could not be resolved")
+    return bits, fr, (lat.total_work - iw, lat.total_mem - im)
+
+
 def count_ideals(problem: Problem | Graph, cap: int = DEFAULT_MAX_IDEALS,
                  reduce: bool = True, deadline: float = math.inf) -> int:
     """Number of ideals the exact solver would enumerate (counting stops once > ``cap``;
@@ -488,38 +535,11 @@ class _ExactDP:
                 f"exact DP over ideals: {n_ideals:,} ideals and {n_trans:,} transitions need "
                 f"about {_fmt_bytes(need)} > max_memory={_fmt_bytes(self.max_memory)}. Raise "
                 f"max_memory, or use a heuristic (method='slicegraph').", "memory")
-        zob = _splitmix64(max(q, 1), 0x5EED)
-        bits = np.empty((n_ideals, max(words, 1)), dtype=np.uint64)
-        avail = np.empty_like(bits)
-        size = np.empty(n_ideals, dtype=np.int32)
-        iw, im = np.empty(n_ideals), np.empty(n_ideals)
-        ih = np.empty(n_ideals, dtype=np.uint64)
-        fcount = np.empty(n_ideals, dtype=np.int32)
-        got = _ideals.enumerate_ideals(lat.qsucc_ptr, lat.qsucc_idx, lat.qindeg, lat.qwork,
-                                       lat.qmem, zob, bits, avail, size, iw, im, ih, fcount,
-                                       self.budget.deadline)
-        if got < 0:
+        lattice = enumerate_lattice(lat, n_ideals, n_trans, self.budget.deadline)
+        if lattice is None:
             raise self.capped("exact DP over ideals: time limit reached while enumerating "
                               "the ideals", "time")
-        if got != n_ideals:  # pragma: no cover - internal consistency
-            raise errors.SolverError(f"ideal enumeration found {got} ideals, counted {n_ideals}")
-        perm = np.argsort(size, kind="stable")
-        del size
-        bits = bits[perm]      # one array at a time: at most one extra copy is alive
-        avail = avail[perm]
-        iw, im, ih, fcount = iw[perm], im[perm], ih[perm], fcount[perm]
-        del perm
-        fr_ptr = np.zeros(n_ideals + 1, dtype=np.int64)
-        np.cumsum(fcount, out=fr_ptr[1:])
-        del fcount
-        self.fr = (fr_ptr, np.empty(max(n_trans, 1), dtype=np.int32),
-                   np.empty(max(n_trans, 1), dtype=np.int32),
-                   np.empty(max(n_trans, 1), dtype=np.int64))
-        table = np.empty(1 << max(1, int(2 * n_ideals - 1).bit_length()), dtype=np.int32)
-        bad = _ideals.build_transitions(bits, avail, ih, zob, *self.fr, table)
-        if bad:  # pragma: no cover - internal consistency
-            raise errors.SolverError(f"{bad} ideal transitions could not be resolved")
-        self.rem = (lat.total_work - iw, lat.total_mem - im)
+        bits, self.fr, self.rem = lattice
         self.timings["enumerate"] = clock() - t1
         return bits
 

@@ -1,11 +1,12 @@
 """The certificate step of ``solve()``: the best lower bound provable in the budget left.
 
 :func:`quick_bound` (combinatorial, microseconds to milliseconds) runs first in every
-solve, so the search can stop as soon as it meets it. :func:`certify` then adds MIP
-bounds (:mod:`.mip`) within what is left of the solve's budget: the exact MIP when
-it is small enough (its incumbent may also improve the partition), else the
-guess-the-position relaxations, one small MIP per position, in parallel threads
-where cores allow. A MIP lower bound is the solver's *dual bound*, never its
+solve, so the search can stop as soon as it meets it. :func:`certify` then runs the
+destructive bounds that scale (the component bound of :mod:`.components`, the station
+bound of :mod:`.stations`) and adds MIP bounds (:mod:`.mip`) within what is left of the
+solve's budget: the exact MIP when it is small enough (its incumbent may also improve the
+partition), else the guess-the-position relaxations, one small MIP per position, in
+parallel threads where cores allow. A MIP lower bound is the solver's *dual bound*, never its
 incumbent, rounded down by :func:`safe_floor`. The gap is never reported smaller
 than proven.
 """
@@ -38,6 +39,8 @@ log = logging.getLogger("pipecore.bounds")
 CERT_TOLERANCE = 1e-9
 #: longest the local min-cut scan of :func:`quick_bound` may run (ms on every graph measured).
 QUICK_CUT_SECONDS = 2.0
+#: largest share of the remaining budget the component bound (:mod:`.components`) may use.
+COMPONENT_SHARE = 0.2
 #: largest share of the remaining budget the station bound (:mod:`.stations`) may use.
 STATION_SHARE = 0.3
 #: exact MIP is tried when (classes x k) binaries are at most this many.
@@ -319,35 +322,40 @@ def certify(problem: Problem, partition: Partition | None, *, budget: Budget,
         return cert
     progress(budget.fraction(), ub)
     mips = mip and mip_bounds_apply(problem)
-    station = _station_phase(problem, lower_bound, ub, budget, cert,
-                             STATION_SHARE if mips else 1.0)
+    from .components import component_bound
+    from .stations import station_bound
+
+    lower = _bound_phase(component_bound, "components", problem, lower_bound, ub, budget,
+                         cert, COMPONENT_SHARE)
+    station = _bound_phase(station_bound, "station", problem, lower, ub, budget, cert,
+                           STATION_SHARE if mips else 1.0)
     if not mip or station >= ub * (1 - ROUND_RTOL):
         return cert
     got = mip_bounds(problem, partition, budget=budget, comb=station, backend=mip_backend,
                      jobs=jobs)
     got.phases[:0] = cert.phases
-    got.details["station"] = cert.details.get("station")
+    for name in ("components", "station"):
+        got.details[name] = cert.details.get(name)
     if got.lower_bound <= station:
         got.lower_bound, got.source = cert.lower_bound, cert.source
     progress(1.0, ub)
     return got
 
 
-def _station_phase(problem: Problem, lower: float, ub: float, budget: Budget,
-                   cert: Certificate, share: float) -> float:
-    """The station bound (:mod:`.stations`) with at most ``share`` of the budget left
-    (``STATION_SHARE`` when MIPs follow, all of it otherwise); raises ``cert`` when it
-    beats ``lower`` and returns the best bound so far."""
-    from .stations import station_bound
-
+def _bound_phase(bound: Any, source: str, problem: Problem, lower: float, ub: float,
+                 budget: Budget, cert: Certificate, share: float) -> float:
+    """One destructive bound (``bound(problem, lower, ub, deadline=...)``: the component
+    bound of :mod:`.components` or the station bound of :mod:`.stations`) with at most
+    ``share`` of the budget left; raises ``cert`` (source ``source``) when it beats
+    ``lower`` and returns the best bound so far."""
     started = clock()
     deadline = clock() + budget.remaining() * share if budget.limited else math.inf
-    value, details = station_bound(problem, lower, ub, deadline=deadline)
-    cert.details["station"] = details
+    value, details = bound(problem, lower, ub, deadline=deadline)
+    cert.details[source] = details
     if "skipped" in details:
         return lower
-    cert.phases.append(Phase("bound:station", clock() - started, Termination.COMPLETED,
+    cert.phases.append(Phase(f"bound:{source}", clock() - started, Termination.COMPLETED,
                              ub, value, {"steps": details.get("steps", 0)}))
     if value > lower:
-        cert.lower_bound, cert.source = value, "station"
+        cert.lower_bound, cert.source = value, source
     return max(value, lower)

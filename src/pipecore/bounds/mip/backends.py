@@ -211,7 +211,8 @@ class HighsBackend(Backend):
         (interrupted) or "abandoned": some HiGHS steps (MIP presolve, probing, root
         set-up) run for seconds without calling back, so when the solver has not stopped
         :data:`ABANDON_GRACE` seconds after it was asked to, this call returns without it
-        (no result); the thread stops by itself at HiGHS's next check."""
+        (no result); the thread stops by itself at HiGHS's next check, and as a daemon
+        thread it never holds the process open at exit."""
         stop = threading.Event()
 
         def due() -> bool:
@@ -225,7 +226,9 @@ class HighsBackend(Backend):
 
         for hook in (h.cbSimplexInterrupt, h.cbIpmInterrupt, h.cbMipInterrupt):
             hook += check
-        worker = threading.Thread(target=h.run, name="pipecore-highs", daemon=False)
+        # daemon: an abandoned solve must not keep the process alive at exit (HiGHS's MIP
+        # presolve has been seen looping for minutes without a check on CLIP at k = 64)
+        worker = threading.Thread(target=h.run, name="pipecore-highs", daemon=True)
         worker.start()
         interrupted, give_up = False, math.inf
         while worker.is_alive():
