@@ -40,15 +40,19 @@ def _join(a: Graph, b: Graph, head: bool, stem: bool, rng: np.random.Generator) 
     return Graph(n, src, dst, work, comm, mem)
 
 
-def _brute_minsum(graph: Graph, t: float) -> float:
-    """Least total stage cost over chains of any number of parts, each part <= t."""
-    n, best = graph.n, math.inf
+def _brute_minsum(graph: Graph, t: float) -> np.ndarray:
+    """Per b, the least total stage cost over chains of any number of nonempty parts,
+    each part <= t, exactly b of them costing more than t / 2."""
+    n = graph.n
+    best = np.full(n + 1, np.inf)
     for stage in itertools.product(range(n), repeat=n):
         if not is_valid_reference(graph, stage, n):
             continue
-        costs = reference_stage_costs(graph, stage, n)
+        costs = [c for s, c in enumerate(reference_stage_costs(graph, stage, n))
+                 if s in stage]                       # nonempty parts only
         if max(costs) <= t + EPS:
-            best = min(best, sum(costs))
+            b = sum(c > t / 2 + EPS for c in costs)
+            best[b] = min(best[b], sum(costs))
     return best
 
 
@@ -56,11 +60,14 @@ def _brute_minsum(graph: Graph, t: float) -> float:
 @given(small_graphs(max_nodes=4), st.integers(0, 40))
 def test_sum_pass_is_the_brute_force_min_sum(graph, t4):
     t = t4 / 4
-    dp = _SumDP(Problem(graph, 1), math.inf, math.inf)
+    dp = _SumDP(Problem(graph, 1), math.inf, graph.n, math.inf)
     assert dp.ok
-    got = dp.minsum(t * (1 + 1e-12), math.inf)
+    got = dp.minsum(t, math.inf)
     want = _brute_minsum(graph, t)
-    assert (math.isinf(got) and math.isinf(want)) or got == pytest.approx(want, abs=1e-9)
+    assert got.shape == want.shape
+    # exact where it matters: the least cost with at most b big parts, for every b
+    for g, w in zip(np.minimum.accumulate(got), np.minimum.accumulate(want)):
+        assert (math.isinf(g) and math.isinf(w)) or g == pytest.approx(w, abs=1e-9)
 
 
 @settings(max_examples=1500, deadline=None)

@@ -384,7 +384,7 @@ cdef class IdealKernel:
     cdef Inc inc
     cdef list _keep
     cdef int32_t q, k, words
-    cdef double cap_hard, cap_prune, slack
+    cdef double cap_hard, cap_prune, slack, big
     cdef bint onef, all_b, sum_mode
     cdef const double* qwork
     cdef const double* qmem
@@ -437,6 +437,7 @@ cdef class IdealKernel:
         # different stage counts are no longer interchangeable (see _collect)
         self.all_b = one_f_one_b and cap_hard < INF and bool(np.any(self._keep[9] > 0))
         self.ub = INF
+        self.big = INF
         self.sum_mode = False
         self.pairs = 0
         self.expanded = 0
@@ -666,24 +667,37 @@ cdef class IdealKernel:
                 i += 1
         return i
 
-    def run_sum(self, int64_t start, int64_t pair_quota):
-        """The min-sum pass, like :meth:`run` (same chunks): with ``D`` of stride k + 1
-        and only its column 0 used (``D[0] = 0``, the rest inf), it sets D[J] to the
-        least total stage cost ``min_I D[I] + f(J \\ I)`` of a chain of stages from the
-        empty ideal to J, any number of stages, each with f <= ``ub`` + slack and
-        memory <= ``cap_hard`` (empty-stage multipliers: the plain schedule). The same
-        superset DFS and cuts as the min-max DP. Returns the next ideal to process."""
+    def run_sum(self, int64_t start, int64_t pair_quota, double big=INF):
+        """The min-sum pass, like :meth:`run` (same chunks). ``D`` (stride k + 1) starts at
+        ``D[0][0] = 0`` and inf elsewhere; afterwards ``min_{b' <= b} D[J][b']`` is the
+        least total stage cost of a chain of stages from the empty ideal to J with at most
+        b stages of cost > ``big`` (b <= k) and any number of cheaper ones, each stage
+        with f <= ``ub`` + slack and memory <= ``cap_hard`` (the plain schedule's memory).
+        A column b is extended only when no smaller b reaches I as cheaply (so a single
+        D[J][b] may exceed the least cost with exactly b; the prefix minima are exact).
+        The same superset DFS and cuts as the min-max DP. Returns the next ideal."""
         cdef int64_t i = start, target = self.pairs + pair_quota
-        cdef int32_t k1 = self.k + 1
+        cdef int32_t k1 = self.k + 1, b, nact
+        cdef double best
         self.sum_mode = True
+        self.big = big
         try:
             with nogil:
                 while i < self.N and self.pairs < target:
-                    if i != self.N - 1 and self.D[i * k1] < INF:
-                        self.act_mult[0] = 0.0
-                        self.expanded += 1
-                        self.inc.ibits = self.bits + i * self.words
-                        self._dfs(i, 1)
+                    if i != self.N - 1:
+                        nact = 0
+                        best = INF
+                        for b in range(k1):
+                            if self.D[i * k1 + b] < best:
+                                best = self.D[i * k1 + b]
+                                self.act_b[nact] = b
+                                self.act_val[nact] = best
+                                self.act_mult[nact] = 0.0
+                                nact += 1
+                        if nact > 0:
+                            self.expanded += 1
+                            self.inc.ibits = self.bits + i * self.words
+                            self._dfs(i, nact)
                     i += 1
         finally:
             self.sum_mode = False
@@ -716,11 +730,15 @@ cdef class IdealKernel:
         cdef double val
         cdef double* D = self.D
         if self.sum_mode:
-            if m <= self.cap_hard:
-                val = D[I * (k + 1)] + f
-                if val < D[Jc * (k + 1)]:
-                    D[Jc * (k + 1)] = val
-                    self.par[Jc * k] = <int32_t>I
+            if m > self.cap_hard:
+                return
+            for t in range(nact):
+                b = self.act_b[t] + (1 if f > self.big else 0)
+                if b > k:
+                    continue
+                val = self.act_val[t] + f
+                if val < D[Jc * (k + 1) + b]:
+                    D[Jc * (k + 1) + b] = val
             return
         for t in range(nact):
             val = self.act_val[t]

@@ -23,10 +23,22 @@ of parts each costing <= T (and fitting the memory cap), and
 
 where ``minsum_i(T)`` is the least total cost of a chain of parts of X_i, each part
 costing <= T and fitting the cap, any number of parts (more freedom: a lower value).
-minsum_i(T) is one shortest-path pass over the ideals of X_i (native
-``IdealKernel.run_sum``: the min-max DP's superset DFS and cuts, with sums). It does not
-increase with T, so "W(D) + sum_i minsum_i(T) > k T" refutes T and is monotone; a
-bisection finds the largest refuted T (each refuted T is a bound on its own).
+
+**Claim 3 (big parts, the bin-packing argument).** Two parts that each cost more than
+T / 2 cannot share a stage (their costs add up in it), and two parts of one component
+never do, so over all components at most k parts cost more than T / 2. With
+``minsum_i(T, b)`` the least total cost of a chain of X_i with at most b such parts,
+
+    T is refuted when  W(D) + min_{b_1 + ... + b_r <= k} sum_i minsum_i(T, b_i) > k T.
+
+It matters where the towers' operators are coarse: a tower cut into parts of at most T
+either uses parts over T / 2, which need a stage each, or pays the communication of
+finer parts. minsum_i(T, .) for b = 0..k is one shortest-path pass over the ideals of
+X_i (native ``IdealKernel.run_sum``: the min-max DP's superset DFS and cuts, with sums
+and the count of big parts); the components are combined by a min-plus convolution
+over b. A chain feasible at T is feasible at T' > T with no more big parts, so the test
+is monotone; a bisection finds the largest refuted T (each refuted T is a bound on its
+own).
 
 **Finding D.** D = the nodes of the first ``a`` longest-path levels from the sources
 and of the last ``b`` levels from the sinks (a, b in ``LEVELS``), smallest D first; the
@@ -38,8 +50,9 @@ branches, to no use). Skipped for training graphs (extended stages) and above
 ``COMPONENT_MAX_NODES`` nodes.
 
 Measured on CLIP (609 nodes; after deleting its last level, 3 nodes, towers of 304 and
-302 nodes): at k = 64 it proves 10.31 where W/k = 7.43 and the local cut bound is 9.13,
-in 0.2 s; at k = 32 16.93 (was 15.03), at k = 16 30.82 (was 29.90).
+302 nodes): at k = 64 it proves 10.40 where W/k = 7.43 and the local cut bound is 9.13,
+in 0.4 s (Claim 2 alone: 10.31); at k = 32 16.92 (the position MIPs: 15.03), at k = 16
+30.95 (29.90).
 Cost: O(|LEVELS|^2 (n + m)) to find D, then per bisection step one pass per component,
 O(pairs x degree) like the DP over ideals with UB = T.
 """
@@ -158,7 +171,7 @@ def split_components(problem: Problem, max_ideals: int = COMPONENT_MAX_IDEALS,
 class _SumDP:
     """The min-sum pass over one component's ideals (native), reusable for many T."""
 
-    def __init__(self, sub: Problem, cap: float, deadline: float):
+    def __init__(self, sub: Problem, cap: float, k: int, deadline: float):
         from .._native import _ideals
         from ..algorithms.ideals import _Lattice, enumerate_lattice
 
@@ -170,31 +183,43 @@ class _SumDP:
             return
         bits, (fr_ptr, fr_v, fr_next, fr_start), (rem_w, rem_m) = got
         g = sub.graph
-        self.N = n_ideals
+        self.N, self.k = n_ideals, k
         self.kern = _ideals.IdealKernel(g.pred_ptr, g.pred_idx, lat.outdeg, g.comm, lat.mptr,
                                         lat.midx, lat.qof, lat.qwork, lat.qmem,
-                                        np.zeros_like(lat.qact), 1, cap, math.inf, _RTOL)
-        self.D = np.full(2 * n_ideals, np.inf)
-        self.par = np.full(n_ideals, -1, dtype=np.int32)
+                                        np.zeros_like(lat.qact), k, cap, math.inf, _RTOL)
+        self.D = np.full(n_ideals * (k + 1), np.inf)
+        self.par = np.full(n_ideals * k, -1, dtype=np.int32)
         self.kern.setup_dp(fr_ptr, fr_v, fr_next, fr_start, rem_w, rem_m, self.D, self.par,
                            math.inf, bits)
 
-    def minsum(self, t: float, deadline: float) -> float | None:
-        """Least total cost of a chain of parts each <= t (None at the deadline)."""
+    def minsum(self, t: float, deadline: float) -> np.ndarray | None:
+        """A vector over b = 0..k whose prefix minima are the least total cost of a chain
+        of parts each <= t with at most b parts costing more than t / 2 (None at the
+        deadline)."""
         self.D.fill(np.inf)
         self.D[0] = 0.0
-        self.kern.ub = t
+        self.kern.ub = t * (1 + _RTOL)
+        big = 0.5 * t * (1 + _RTOL) + 1e-300
         i = 0
         while i < self.N:
             if clock() > deadline:
                 return None
-            i = self.kern.run_sum(i, _QUOTA)
-        return float(self.D[2 * (self.N - 1)])
+            i = self.kern.run_sum(i, _QUOTA, big)
+        k1 = self.k + 1
+        return self.D[(self.N - 1) * k1:self.N * k1].copy()
+
+
+def _min_plus(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``c[s] = min_{i + j = s} a[i] + b[j]`` truncated to len(a). O(len^2)."""
+    out = np.full(a.size, np.inf)
+    for i in np.flatnonzero(np.isfinite(a)):
+        out[i:] = np.minimum(out[i:], a[i] + b[:a.size - i])
+    return out
 
 
 def component_bound(problem: Problem, lower: float, upper: float, *,
                     deadline: float = math.inf, rtol: float = 1e-4) -> tuple[float, dict]:
-    """The largest T in [lower, upper) refuted by Claim 2 (bisection to ``rtol``), or
+    """The largest T in [lower, upper) refuted by Claims 2 and 3 (bisection to ``rtol``), or
     ``lower`` when none is or the bound does not apply. ``lower`` must be a proven
     bound, ``upper`` a partition's bottleneck. Returns ``(bound, details)``."""
     started = clock()
@@ -208,22 +233,22 @@ def component_bound(problem: Problem, lower: float, upper: float, *,
     if split is None:
         return lower, {"skipped": "no split into narrow components"}
     drop, subs = split
-    dps = [_SumDP(p, problem.cap_limit, deadline) for p in subs]
+    k = problem.k_eff
+    dps = [_SumDP(p, problem.cap_limit, k, deadline) for p in subs]
     if not all(dp.ok for dp in dps):
         return lower, {"skipped": "deadline"}
-    k = problem.k_eff
     w_drop = float(problem.graph.work[drop].sum())
 
     def refuted(t: float) -> bool | None:
-        total = w_drop
+        total = np.full(k + 1, np.inf)
+        total[0] = 0.0
         for dp in dps:
-            got = dp.minsum(t * (1 + _RTOL), deadline)
+            got = dp.minsum(t, deadline)
             if got is None:
                 return None
-            total += got
-            if total * (1 - _RTOL) > k * t * (1 + _RTOL):
-                return True
-        return False
+            total = _min_plus(total, got)
+        best = w_drop + float(np.min(total))
+        return best * (1 - _RTOL) > k * t * (1 + _RTOL)
 
     lo, hi, steps = lower, upper, 0
     while hi - lo > rtol * hi:
