@@ -71,6 +71,8 @@ __all__ = ["component_bound", "split_components", "COMPONENT_MAX_IDEALS",
 
 #: largest lattice of one component (ideals) the bound enumerates.
 COMPONENT_MAX_IDEALS = 200_000
+#: memory one component's pass may take (member bitsets, transitions, k + 1 columns).
+COMPONENT_MAX_BYTES = 512 * 2 ** 20
 #: graphs with more nodes are skipped (the decomposition scan is O(|LEVELS|^2 (n + m))).
 COMPONENT_MAX_NODES = 50_000
 #: largest share of the total work D may hold (the bound counts only the work of D).
@@ -177,7 +179,10 @@ class _SumDP:
 
         lat = _Lattice(sub, reduce=False)
         n_ideals, n_trans = lat.count(COMPONENT_MAX_IDEALS + 1, deadline)
-        got = None if n_ideals < 0 else enumerate_lattice(lat, n_ideals, n_trans, deadline)
+        words = (lat.q + 63) // 64
+        need = n_ideals * (16 * words + 12 * (k + 1)) + 16 * n_trans
+        got = None if n_ideals < 0 or need > COMPONENT_MAX_BYTES else \
+            enumerate_lattice(lat, n_ideals, n_trans, deadline)
         self.ok = got is not None
         if got is None:
             return
@@ -236,7 +241,7 @@ def component_bound(problem: Problem, lower: float, upper: float, *,
     k = problem.k_eff
     dps = [_SumDP(p, problem.cap_limit, k, deadline) for p in subs]
     if not all(dp.ok for dp in dps):
-        return lower, {"skipped": "deadline"}
+        return lower, {"skipped": "deadline or COMPONENT_MAX_BYTES"}
     w_drop = float(problem.graph.work[drop].sum())
 
     def refuted(t: float) -> bool | None:
