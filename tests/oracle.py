@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from hypothesis import strategies as st
 
-from pipecore import Graph
+from pipecore import Graph, Problem
 
 MSR_DIR = Path(__file__).resolve().parent / "data" / "msr"  # copied from the NeurIPS 2020 artifact (MIT)
 MSR_GRAPHS = ["layer_bert24_inference", "layer_gnmt_inference", "layer_resnet50_inference",
@@ -115,6 +115,15 @@ def cap_between(graph: Graph, k: int, frac):
 #: (graph, k, cap fraction or None) for bound and certificate tests.
 capped_problems = st.tuples(small_graphs(max_nodes=6, groups=True), st.integers(1, 4),
                             st.one_of(st.none(), st.floats(0.0, 1.0)))
+
+
+def capped_optimum(prob) -> tuple[Problem, float] | None:
+    """``(Problem, brute-force optimum)`` of a :data:`capped_problems` draw (the cap from
+    :func:`cap_between`), or None when no partition meets the cap."""
+    graph, k, frac = prob
+    cap = cap_between(graph, k, frac)
+    opt, _ = brute_force(graph, k, cap)
+    return (Problem(graph, k, cap), opt) if math.isfinite(opt) else None
 
 
 def run_method(fn, graph: Graph, k: int, mem_cap=None, *, budget=None, seed=0, progress=None,

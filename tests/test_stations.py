@@ -1,11 +1,10 @@
 """Station (boundary) bound (bounds/stations.py) against brute force and the exact DP."""
-import math
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oracle import brute_force, cap_between, capped_problems, msr_path, small_graphs
+from oracle import brute_force, capped_optimum, capped_problems, msr_path, small_graphs
 from pipecore import generators, load_graph, solve
 from pipecore.bounds.stations import _Data, _split_refutes, _stations, _forced, refutes, station_bound
 from pipecore.problem import Problem
@@ -16,12 +15,10 @@ EPS = 1e-9
 @settings(max_examples=2000, deadline=None)
 @given(capped_problems)
 def test_station_bound_below_brute_force(prob):
-    graph, k, frac = prob
-    cap = cap_between(graph, k, frac)
-    opt, _ = brute_force(graph, k, cap)
-    if not math.isfinite(opt):
+    if (solved := capped_optimum(prob)) is None:
         return
-    lb, _ = station_bound(Problem(graph, k, cap), 0.0, opt * 2 + 1.0, rtol=1e-9)
+    problem, opt = solved
+    lb, _ = station_bound(problem, 0.0, opt * 2 + 1.0, rtol=1e-9)
     assert lb <= opt + EPS
 
 
@@ -79,10 +76,9 @@ def test_deadline_and_skips():
 @given(capped_problems)
 def test_forced_split_test_never_refutes_the_optimum(prob):
     """The flow-free forced-split test alone never refutes T = OPT (brute force)."""
-    graph, k, frac = prob
-    opt, _ = brute_force(graph, k, cap_between(graph, k, frac))
-    if math.isfinite(opt):
-        assert not _split_refutes(_Data(Problem(graph, k)), opt)
+    if (solved := capped_optimum(prob)) is not None:
+        problem, opt = solved
+        assert not _split_refutes(_Data(Problem(problem.graph, problem.k)), opt)
 
 
 @settings(max_examples=200, deadline=None)
