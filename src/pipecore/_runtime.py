@@ -36,21 +36,25 @@ clock = time.monotonic
 #: will run. A phase that finishes early leaves its time to the next one.
 PHASE_END: dict[str, float] = {
     "exact": 0.25,    # auto: the exact DP over ideals, before any heuristic
-    "search": 0.55,   # the upper-bound method (auto: SliceGraph after the DP)
+    "search": 0.45,   # the upper-bound method (auto: SliceGraph after the DP)
+    "refine": 0.55,   # auto: annealing from SliceGraph's partition (see SHARES)
     "polish": 0.65,   # local-search descent on the method's partition
     "bounds": 1.0,    # the certificate: combinatorial, scalable and MIP lower bounds
 }
 #: the same when the graph is too large for MIP bounds but not for the station bound
 #: (its transitive closure takes ~2.5 s at 100k classes), which gets the last 10%.
-PHASE_END_NO_MIP: dict[str, float] = {"exact": 0.25, "search": 0.8, "polish": 0.9,
-                                      "bounds": 1.0}
+PHASE_END_NO_MIP: dict[str, float] = {"exact": 0.25, "search": 0.7, "refine": 0.8,
+                                      "polish": 0.9, "bounds": 1.0}
 #: the same when only the quick bounds apply (well under a second): the search gets
 #: nearly all the time.
-PHASE_END_QUICK: dict[str, float] = {"exact": 0.25, "search": 0.85, "polish": 0.95,
-                                     "bounds": 1.0}
+PHASE_END_QUICK: dict[str, float] = {"exact": 0.25, "search": 0.75, "refine": 0.85,
+                                     "polish": 0.95, "bounds": 1.0}
 #: splits inside one method's budget.
 SHARES: dict[str, float] = {
     "anneal_cooling": 0.9,   # annealing cools over this share of its budget, then descends
+    # auto's refine phase lasts at most this share of the time limit, so that when
+    # SliceGraph stops early the certificate still gets the time it would have had
+    "refine": 0.1,
 }
 #: minimum seconds worth starting a step with; with less left the step is skipped.
 FLOORS: dict[str, float] = {

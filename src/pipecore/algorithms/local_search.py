@@ -206,21 +206,11 @@ def _anneal_by_steps(st: Any, budget: Budget, T0: float, T1: float, total: int, 
     return done, False
 
 
-@method("anneal", ANNEAL_OPTIONS)
-def solve_anneal(problem: Problem, budget: Budget, *, seed: int | None = 0,
-                 progress: ProgressFn = no_progress, stop_at: float = 0.0,
-                 **opts: Any) -> SolveResult:
-    """Simulated annealing from the better 1-D baseline, then descent.
-
-    Temperatures are relative to the starting bottleneck (``t_start``, ``t_end``) and
-    decay geometrically over ``steps`` moves; with a time limit and no ``steps`` the
-    schedule follows the clock, cooling over ``SHARES["anneal_cooling"]`` of the budget
-    and descending in the rest. Deterministic for a seed when no limit cuts in.
-    """
-    opts = {**{o.name: o.default for o in ANNEAL_OPTIONS}, **opts}
-    start = _start_partition(problem)
-    if start is None:
-        return _no_start("anneal")
+def _anneal(problem: Problem, start: Partition, budget: Budget, seed: int | None,
+            progress: ProgressFn, opts: dict) -> tuple[Partition, Termination, Any, int]:
+    """Anneal from ``start``, then descend: ``(best partition, termination, state, moves)``.
+    The partition returned is valid and never worse than ``start``; KeyboardInterrupt
+    ends the run with the best found so far (termination ``interrupted``)."""
     scale = max(start.bottleneck, 1e-300)
     T0, T1 = opts["t_start"] * scale, opts["t_end"] * scale
     stage = _compact(problem, start)
@@ -242,7 +232,41 @@ def solve_anneal(problem: Problem, budget: Budget, *, seed: int | None = 0,
             term = Termination.TIME_LIMIT
     except KeyboardInterrupt:
         term = Termination.INTERRUPTED
-    part = _best_of(problem, st, start)
+    return _best_of(problem, st, start), term, st, done
+
+
+def anneal_partition(problem: Problem, part: Partition, *, budget: Budget | None = None,
+                     seed: int | None = 0, progress: ProgressFn = no_progress,
+                     **opts: Any) -> tuple[Partition, Termination]:
+    """Simulated annealing (options as for ``method="anneal"``) started from ``part``:
+    ``(partition, termination)``, the partition valid and no worse than ``part``
+    (``part`` itself when it is invalid or k_eff < 2). Used by ``solve(method="auto")``
+    to refine SliceGraph's answer: the BRKGA explores orders, annealing then moves
+    single classes, swaps and boundary runs that no order-slicing reaches in one step."""
+    budget = budget or Budget(None)
+    if problem.k_eff < 2 or _compact(problem, part) is None or not problem.is_valid(part):
+        return part, Termination.COMPLETED
+    opts = {**{o.name: o.default for o in ANNEAL_OPTIONS}, **opts}
+    best, term, _, _ = _anneal(problem, part, budget, seed, progress, opts)
+    return best, term
+
+
+@method("anneal", ANNEAL_OPTIONS)
+def solve_anneal(problem: Problem, budget: Budget, *, seed: int | None = 0,
+                 progress: ProgressFn = no_progress, stop_at: float = 0.0,
+                 **opts: Any) -> SolveResult:
+    """Simulated annealing from the better 1-D baseline, then descent.
+
+    Temperatures are relative to the starting bottleneck (``t_start``, ``t_end``) and
+    decay geometrically over ``steps`` moves; with a time limit and no ``steps`` the
+    schedule follows the clock, cooling over ``SHARES["anneal_cooling"]`` of the budget
+    and descending in the rest. Deterministic for a seed when no limit cuts in.
+    """
+    opts = {**{o.name: o.default for o in ANNEAL_OPTIONS}, **opts}
+    start = _start_partition(problem)
+    if start is None:
+        return _no_start("anneal")
+    part, term, st, done = _anneal(problem, start, budget, seed, progress, opts)
     return SolveResult(part, upper_bound=part.bottleneck, quality=Quality.FEASIBLE,
                        termination=term, upper_bound_source="anneal", method="anneal",
                        stats={"steps": done, "moves": int(st.moves_done)})
