@@ -44,6 +44,9 @@ setups = {
                    ("pipecore.algorithms.slicegraph", "solve_slicegraph")),
     "polish": (lambda: layered_dag(200000, seed=0), 64, dict(method="balanced", bounds=False),
                ("pipecore.algorithms.local_search", "polish_partition")),
+    "refine": (lambda: layered_dag(100000, seed=0), 256,
+               dict(population=2, generations=0, seeded=False, bounds=False),
+               ("pipecore.algorithms.local_search", "anneal_partition")),
     "bound:mip": (lambda: layered_dag(3000, seed=0), 8, dict(method="balanced", polish=False),
                   ("pipecore.bounds.certificate", "mip_bounds")),
     "mip": (lambda: layered_dag(1000, seed=0), 8, dict(method="mip", polish=False,
@@ -62,8 +65,8 @@ print(json.dumps({"latency": done - got[0] if got else None,
 """
 
 #: every phase of a solve that can run for long (seconds after it starts when SIGINT comes)
-CASES = [("ideals", 1.5), ("slicegraph", 1.5), ("polish", 1.5), ("bound:mip", 1.5),
-         ("mip", 1.5)]
+CASES = [("ideals", 1.5), ("slicegraph", 1.5), ("polish", 1.5), ("refine", 1.5),
+         ("bound:mip", 1.5), ("mip", 1.5)]
 
 
 @pytest.mark.parametrize("phase,delay", CASES, ids=[c[0] for c in CASES])

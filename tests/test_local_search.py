@@ -1,5 +1,7 @@
 """Local search, annealing and polish: always valid, never worse, incremental costs exact."""
 
+import time
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -10,7 +12,8 @@ from pipecore import Partition
 from pipecore._native import _local
 from pipecore._runtime import Budget
 from pipecore.algorithms.baselines import balanced_split, random_partition
-from pipecore.algorithms.local_search import polish_partition, solve_anneal, solve_local
+from pipecore.algorithms.local_search import (anneal_partition, polish_partition, solve_anneal,
+                                              solve_local)
 from pipecore.problem import Problem
 from pipecore.generators import dnn_like, layered_dag
 from pipecore.io import load_graph
@@ -84,6 +87,33 @@ def test_polish_keeps_valid_and_never_worse(g, k, capped, seed):
     out = polish_partition(Problem(g, k, cap), part, budget=Budget(None), seed=seed)
     assert out.is_valid(cap)
     assert out.bottleneck <= part.bottleneck + 1e-12
+
+
+@settings(max_examples=40)
+@given(small_graphs(max_nodes=9, groups=True), st.integers(1, 5), st.booleans(),
+       st.integers(0, 2**31))
+def test_anneal_from_a_partition_keeps_valid_and_never_worse(g, k, capped, seed):
+    cap = _cap(g, k, capped)
+    problem = Problem(g, k, cap)
+    part = random_partition(g, k, seed=seed)
+    out, term = anneal_partition(problem, part, seed=seed, steps=2000)
+    if not part.is_valid(cap):
+        assert out is part           # nothing to start from: handed back untouched
+        return
+    assert term is Termination.COMPLETED
+    assert is_valid_reference(g, out.stage, k, cap)
+    assert out.bottleneck <= part.bottleneck + 1e-12
+
+
+def test_anneal_from_a_partition_improves_slicing_and_keeps_its_budget():
+    g = layered_dag(300, seed=1)
+    problem = Problem(g, 16)
+    start = pipecore.solve(g, 16, method="balanced", polish=False, bounds=False).partition
+    t = time.monotonic()
+    out, term = anneal_partition(problem, start, budget=Budget(1.0), seed=0)
+    assert time.monotonic() - t < 1.5
+    assert term in (Termination.COMPLETED, Termination.TIME_LIMIT)   # the clock schedule
+    assert problem.is_valid(out) and out.bottleneck < 0.97 * start.bottleneck
 
 
 def test_polish_stops_at_a_proven_bound():

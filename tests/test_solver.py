@@ -101,6 +101,25 @@ def test_no_phase_after_the_budget(wide):
         assert res.quality in (Quality.FEASIBLE, Quality.OPTIMAL)
 
 
+def test_auto_refines_slicegraph_with_annealing_within_its_share(wide):
+    res = pipecore.solve(wide, 16, time_limit=6, seed=0)    # 400 x 16 binaries: no exact MIP
+    names = [p.name for p in res.phases]
+    assert names.index("slicegraph") + 1 == names.index("refine") < names.index("polish")
+    refine = res.phases[names.index("refine")]
+    assert refine.seconds <= 0.1 * 6 + 0.3                       # SHARES["refine"]
+    assert refine.termination is Termination.COMPLETED
+    slicegraph = res.phases[names.index("slicegraph")]
+    assert refine.upper_bound <= slicegraph.upper_bound
+    assert res.upper_bound <= refine.upper_bound
+    if refine.upper_bound < slicegraph.upper_bound:
+        assert res.upper_bound_source.startswith("slicegraph+anneal")
+    # the exact MIP searches partitions itself (400 x 8 binaries) and gets the time instead
+    assert "refine" not in [p.name for p in pipecore.solve(wide, 8, time_limit=3).phases]
+    assert "refine" in [p.name for p in pipecore.solve(wide, 8, time_limit=3, mip=False).phases]
+    # closed before it would run (the DP proves the optimum): no refine phase
+    assert "refine" not in [p.name for p in pipecore.solve(layered_dag(40, seed=0), 3).phases]
+
+
 def test_provenance_and_json(wide):
     res = pipecore.solve(wide, 4, time_limit=5, seed=0)
     d = json.loads(json.dumps(res.to_dict(), allow_nan=False))

@@ -289,7 +289,7 @@ class _Run:
             self._single_stage()
             return
         if method == "auto":
-            self._auto(method_opts)
+            self._auto(method_opts, exact_mip=bounds and cert_opts["mip"])
         else:
             self.run_method(method, method_opts[f"method {method!r}"],
                             self.budget.until(self.plan["search"]), 0.0, self.plan["search"])
@@ -334,7 +334,12 @@ class _Run:
         self.record("single_stage", started, Termination.COMPLETED, self.upper_bound,
                     self.upper_bound)
 
-    def _auto(self, method_opts: dict) -> None:
+    def _auto(self, method_opts: dict, exact_mip: bool) -> None:
+        """The exact DP when the ideals are few, else SliceGraph, then the refine phase
+        unless the certificate's exact MIP will search partitions itself (it gets the
+        time instead: it proves whole rows optimal that annealing would only shorten)."""
+        from .bounds.certificate import exact_mip_applies
+
         plan = self.plan
         if not self._too_wide(method_opts["method 'ideals'"]):
             self.run_method("ideals", method_opts["method 'ideals'"],
@@ -350,25 +355,30 @@ class _Run:
                                 plan["search"])
                 if self.partition is not None:
                     break
-        if self.partition is not None and not self.closed and not self.budget.expired():
+        if self.partition is not None and not self.closed and not self.budget.expired() \
+                and not (exact_mip and exact_mip_applies(self.problem)):
             self._refine()
 
     def _refine(self) -> None:
         """Annealing from the incumbent (auto after SliceGraph): until ``plan["refine"]``
-        and for at most ``SHARES["refine"]`` of the limit. On random layered DAGs the
-        order-slicing search stalls 1-4 % above what annealing from its answer reaches
-        (bench/results/gap_dev_60s_refine.jsonl)."""
+        and for at most ``SHARES["refine"]`` of the limit; without a limit, a tenth of
+        the anneal method's default moves (``max(200000, 20 q)``). On random layered DAGs
+        the order-slicing search stalls 1-4 % above what annealing from its answer
+        reaches (bench/results/gap_dev_60s_refine.jsonl)."""
         from .algorithms.local_search import anneal_partition
 
         assert self.partition is not None, "refine runs only after a partition was found"
         started = clock()
         budget = self.budget.until(self.plan["refine"])
+        opts: dict[str, Any] = {}
         if self.budget.limited:
             budget = budget.child(SHARES["refine"] * self.budget.time_limit)
+        else:
+            opts["steps"] = max(200_000, 20 * self.problem.n_classes)
         before = self.upper_bound
         part, term = anneal_partition(
             self.problem, self.partition, budget=budget, seed=self.seed,
-            progress=self.phase_progress(self.plan["search"], self.plan["refine"]))
+            progress=self.phase_progress(self.plan["search"], self.plan["refine"]), **opts)
         if term is Termination.TIME_LIMIT and not self.budget.expired():
             term = Termination.COMPLETED     # the phase's own share ran out, not the limit
         self.offer(part, f"{self.ub_source}+anneal")

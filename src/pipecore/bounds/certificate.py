@@ -96,6 +96,11 @@ def mip_bounds_apply(problem: Problem) -> bool:
     return problem.n_classes <= MIP_MAX_CLASSES
 
 
+def exact_mip_applies(problem: Problem) -> bool:
+    """Whether the certificate will try the exact MIP (which also searches partitions)."""
+    return mip_bounds_apply(problem) and problem.n_classes * problem.k_eff <= EXACT_MAX_BINARIES
+
+
 @dataclass
 class Certificate:
     """Outcome of :func:`certify`: the best proven bound, its source and the phases run."""
@@ -290,7 +295,7 @@ def mip_bounds(problem: Problem, partition: Partition | None = None, *,
         return cert
     term = Termination.COMPLETED
     try:
-        if exact if exact is not None else runner.inst.q * runner.k <= EXACT_MAX_BINARIES:
+        if exact if exact is not None else exact_mip_applies(problem):
             runner.exact()
         if not runner.closed() and not runner.infeasible and runner.k > 1:
             runner.positions()
