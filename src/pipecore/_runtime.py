@@ -36,8 +36,9 @@ clock = time.monotonic
 #: will run. A phase that finishes early leaves its time to the next one.
 PHASE_END: dict[str, float] = {
     "exact": 0.25,    # auto: the exact DP over ideals, before any heuristic
-    "search": 0.45,   # the upper-bound method (auto: SliceGraph after the DP)
-    "refine": 0.55,   # auto: annealing from SliceGraph's partition (see SHARES)
+    "search": 0.45,   # auto: SliceGraph after the DP
+    "refine": 0.55,   # auto: annealing from SliceGraph's partition (see SHARES); a named
+                      # method (and the fallback of method="ideals") runs until here
     "polish": 0.65,   # local-search descent on the method's partition
     "bounds": 1.0,    # the certificate: combinatorial, scalable and MIP lower bounds
 }

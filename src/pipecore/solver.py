@@ -291,8 +291,9 @@ class _Run:
         if method == "auto":
             self._auto(method_opts, exact_mip=bounds and cert_opts["mip"])
         else:
+            # a named method has no refine phase after it: it runs until plan["refine"]
             self.run_method(method, method_opts[f"method {method!r}"],
-                            self.budget.until(self.plan["search"]), 0.0, self.plan["search"])
+                            self.budget.until(self.plan["refine"]), 0.0, self.plan["refine"])
             if self.partition is None or not self.closed:
                 self._fallback(method, solve_opts["fallback"])
         if polish and not self.closed and self.partition is not None:
@@ -371,7 +372,7 @@ class _Run:
         started = clock()
         budget = self.budget.until(self.plan["refine"])
         opts: dict[str, Any] = {}
-        if self.budget.limited:
+        if self.budget.time_limit is not None:
             budget = budget.child(SHARES["refine"] * self.budget.time_limit)
         else:
             opts["steps"] = max(200_000, 20 * self.problem.n_classes)
@@ -402,12 +403,12 @@ class _Run:
         if (fallback == "none" or self.infeasible or method != "ideals"
                 or last.termination not in (Termination.CAPPED, Termination.TIME_LIMIT)):
             return
-        budget = self.budget.until(self.plan["search"])
+        budget = self.budget.until(self.plan["refine"])
         if budget.remaining() < FLOORS["fallback"]:
             return
         self.messages.append(f"the exact DP stopped ({last.termination.value}); "
                              f"fell back to {fallback}")
-        self.run_method(fallback, {}, budget, 0.0, self.plan["search"])
+        self.run_method(fallback, {}, budget, 0.0, self.plan["refine"])
 
     def _polish(self) -> None:
         from .algorithms.local_search import polish_partition

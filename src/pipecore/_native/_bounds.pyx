@@ -350,7 +350,7 @@ cdef double _net_open(Net *g, const double[::1] work, const double[::1] hw, int6
 def boundary_cut(const int64_t[::1] pred_ptr, const int32_t[::1] pred_idx,
                  const int64_t[::1] hptr, const int32_t[::1] hnodes,
                  const double[::1] hw, const int32_t[::1] hsrc, const double[::1] work,
-                 const int8_t[::1] force, double lam, int8_t[::1] side=None):
+                 const int8_t[::1] force, double lam):
     """``min over ideals I`` (forced classes respected) of
     ``outcut(I) + lam * work(I) + (1 - lam) * work(V - I)``, one s-t min cut.
 
@@ -359,8 +359,7 @@ def boundary_cut(const int64_t[::1] pred_ptr, const int32_t[::1] pred_idx,
     members y, so w_e is cut exactly when x is in I and some member is not; c -> t
     (lam work) and s -> c ((1 - lam) work); ``force[c]`` = 1 adds s -> c (inf), 2 adds
     c -> t (inf). Dinic, O(V^2 E) worst case. Returns inf when a forced-in class has a
-    forced-out ancestor (no such ideal). ``side`` (length q), when given, receives a
-    minimising ideal: 1 for its classes (the source side of the final residual BFS).
+    forced-out ancestor (no such ideal).
     """
     cdef Py_ssize_t q = work.shape[0], m = hw.shape[0], i
     cdef int64_t p
@@ -390,9 +389,6 @@ def boundary_cut(const int64_t[::1] pred_ptr, const int32_t[::1] pred_idx,
                 if hnodes[p] != hsrc[i]:
                     add_arc(&g, <int32_t> (q + i), hnodes[p], big)
         total = max_flow(&g, s, t)
-        if side is not None:
-            for i in range(q):
-                side[i] = g.level[i] >= 0
         net_free(&g)
     return INFINITY if total >= big else total
 
