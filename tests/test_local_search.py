@@ -105,7 +105,7 @@ def test_anneal_from_a_partition_keeps_valid_and_never_worse(g, k, capped, seed)
     assert out.bottleneck <= part.bottleneck + 1e-12
 
 
-def test_anneal_from_a_partition_improves_slicing_and_keeps_its_budget():
+def test_anneal_from_a_partition_improves_the_balanced_split_within_its_budget():
     g = layered_dag(300, seed=1)
     problem = Problem(g, 16)
     start = pipecore.solve(g, 16, method="balanced", polish=False, bounds=False).partition
