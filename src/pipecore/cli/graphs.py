@@ -28,8 +28,9 @@ DEFAULT_TIME_LIMIT = 60.0
 
 _PHASE_LABELS = {"bound:combinatorial": "combinatorial bound", "count_ideals": "counting ideals",
                  "ideals": "exact DP over ideals", "slicegraph": "SliceGraph search",
-                 "polish": "local-search polish", "bound:mip": "MIP bounds",
-                 "single_stage": "single stage"}
+                 "refine": "annealing refine", "polish": "local-search polish",
+                 "bound:components": "component bound", "bound:station": "station bound",
+                 "bound:mip": "MIP bounds", "single_stage": "single stage"}
 
 
 # ---------------------------------------------------------------------- graph arguments
