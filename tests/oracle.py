@@ -126,6 +126,16 @@ def capped_optimum(prob) -> tuple[Problem, float] | None:
     return (Problem(graph, k, cap), opt) if math.isfinite(opt) else None
 
 
+def assert_bound_below_optimum(bound, prob, eps: float = 1e-9) -> None:
+    """``bound(problem, opt)`` (a lower bound; ``opt`` may seed its search range) is at most
+    the brute-force optimum of a :data:`capped_problems` draw (nothing to check when no
+    partition meets the cap)."""
+    if (solved := capped_optimum(prob)) is None:
+        return
+    problem, opt = solved
+    assert bound(problem, opt) <= opt + eps
+
+
 def run_method(fn, graph: Graph, k: int, mem_cap=None, *, budget=None, seed=0, progress=None,
                schedule="plain", **options):
     """Call a method function directly (as ``solve()`` would, without polish or bounds):

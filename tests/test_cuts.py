@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oracle import capped_optimum, capped_problems, msr_path, msr_reference, small_graphs
+from oracle import (assert_bound_below_optimum, capped_problems, msr_path, msr_reference,
+                    small_graphs)
 from pipecore import load_graph
 from pipecore.bounds.cuts import class_hypergraph, local_cut_bound
 from pipecore.problem import Problem
@@ -39,11 +40,8 @@ def min_stage_cost(graph, c_nodes) -> float:
 @settings(max_examples=1500, deadline=None)
 @given(capped_problems, st.sampled_from([1, 2, 3, 96]))
 def test_local_cut_bound_below_brute_force(prob, ball):
-    if (solved := capped_optimum(prob)) is None:
-        return                  # no partition meets the cap: nothing to be below
-    problem, opt = solved
-    lb, _ = local_cut_bound(problem, max_ball=ball)
-    assert lb <= opt + EPS
+    assert_bound_below_optimum(lambda problem, opt: local_cut_bound(problem, max_ball=ball)[0],
+                               prob, EPS)
 
 
 @settings(max_examples=400, deadline=None)

@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oracle import brute_force, capped_optimum, capped_problems, msr_path, small_graphs
+from oracle import (assert_bound_below_optimum, brute_force, capped_optimum, capped_problems,
+                    msr_path, small_graphs)
 from pipecore import generators, load_graph, solve
 from pipecore.bounds.stations import _Data, _split_refutes, _stations, _forced, refutes, station_bound
 from pipecore.problem import Problem
@@ -15,11 +16,8 @@ EPS = 1e-9
 @settings(max_examples=2000, deadline=None)
 @given(capped_problems)
 def test_station_bound_below_brute_force(prob):
-    if (solved := capped_optimum(prob)) is None:
-        return
-    problem, opt = solved
-    lb, _ = station_bound(problem, 0.0, opt * 2 + 1.0, rtol=1e-9)
-    assert lb <= opt + EPS
+    assert_bound_below_optimum(
+        lambda problem, opt: station_bound(problem, 0.0, opt * 2 + 1.0, rtol=1e-9)[0], prob, EPS)
 
 
 @settings(max_examples=300, deadline=None)
